@@ -1,0 +1,63 @@
+"""Programmatic Alembic upgrades, safe to run from several processes at once."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, text
+
+logger = logging.getLogger(__name__)
+
+# Any constant works; it only has to be the same in every process that migrates this database.
+MIGRATION_LOCK_KEY = 0x6A15A3
+
+
+def alembic_config() -> Config:
+    ini = Path(__file__).with_name("alembic.ini")
+    cfg = Config(str(ini))
+    cfg.set_main_option("script_location", str(ini.parent / "migrations"))
+    return cfg
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(url_or_engine: str | Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Upgrade to `revision`; returns (before, after). Idempotent.
+
+    A session-level advisory lock serialises concurrent callers: the second one waits, then finds the
+    schema already at head and does nothing.
+    """
+    engine = create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            try:
+                conn.commit()
+                before = current_revision(conn)
+                cfg = alembic_config()
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+                conn.commit()
+                after = current_revision(conn)
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                conn.commit()
+    finally:
+        if isinstance(url_or_engine, str):
+            engine.dispose()
+    if before == after:
+        logger.info("Database schema already at %s", after)
+    else:
+        logger.info("Database schema upgraded from %s to %s", before, after)
+    return before, after

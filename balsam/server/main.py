@@ -1,0 +1,67 @@
+"""The ASGI application: `balsam.server.main:app`."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from balsam.server.api.errors import install_error_handlers
+from balsam.server.api.routes import (
+    apps,
+    auth_oauth,
+    auth_password,
+    batch_jobs,
+    events,
+    health,
+    jobs,
+    sessions,
+    sites,
+    subscribe,
+    transfers,
+)
+from balsam.server.conf import LoginMethod, Settings, get_settings, settings_as_json
+from balsam.server.logging_setup import configure_logging
+
+logger = logging.getLogger("balsam.server")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.validate_for_serving()
+    configure_logging(settings)
+    logger.info("Effective settings: %s", settings_as_json())
+
+    app = FastAPI(
+        title="Balsam",
+        version="0.1.0",
+        description="Central REST service of the Balsam HPC workflow system.",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    # Routes see the same settings object the app was built with (tests build apps with their own).
+    app.dependency_overrides[get_settings] = lambda: settings
+
+    @app.get("/auth/how", tags=["auth"])
+    def login_methods() -> list[str]:
+        return [str(method) for method in settings.auth.login_methods]
+
+    methods = set(settings.auth.login_methods)
+    if LoginMethod.password in methods:
+        app.include_router(auth_password.router)
+    if methods & {LoginMethod.oauth_device, LoginMethod.oauth_authcode}:
+        app.include_router(auth_oauth.router)
+    for module in (sites, apps, jobs, transfers, batch_jobs, sessions, events, subscribe, health):
+        app.include_router(module.router)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `balsam.server.main:app` is built on first access, not at import, so that importing this module
+    # (tests, tooling) has no side effects and gunicorn workers build it after reading the environment.
+    if name == "app":
+        application = create_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)

@@ -1,0 +1,107 @@
+"""Field types shared by the request/response schemas (spec §0 conventions)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+T = TypeVar("T")
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+MAX_ITEMS_PER_BULK_OP = 5000
+MAX_PAGE_SIZE = 100_000
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text and jsonb cannot hold U+0000; reject it here instead of failing in SQL.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (\\u0000)")
+    return value
+
+
+def check_json_no_nul(value: Any) -> Any:
+    """Walk free-form JSON and reject NUL characters in keys and strings."""
+    if isinstance(value, str):
+        _no_nul(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(str(key))
+            check_json_no_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            check_json_no_nul(item)
+    return value
+
+
+def _to_naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _coerce_str_values(value: Any) -> Any:
+    """Dict[str, str] inputs: numbers and bools become their Python str(); nested objects and null fail."""
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        if isinstance(item, str):
+            out[key] = item
+        elif isinstance(item, bool | int | float):
+            out[key] = str(item)
+        else:
+            raise ValueError(f"value of {key!r} must be a string, number or boolean")
+    return out
+
+
+Str = Annotated[str, AfterValidator(_no_nul)]
+# Naive UTC on input (aware values are converted) and on output: the published client needs naive values.
+NaiveUTC = Annotated[
+    datetime,
+    AfterValidator(_to_naive_utc),
+    PlainSerializer(lambda v: v.isoformat(), return_type=str, when_used="json"),
+]
+Int32 = Annotated[int, Field(ge=-(2**31), le=INT32_MAX)]
+PosInt32 = Annotated[int, Field(ge=1, le=INT32_MAX)]
+NonNegInt32 = Annotated[int, Field(ge=0, le=INT32_MAX)]
+Id = Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]
+StrDict = Annotated[dict[Str, Str], BeforeValidator(_coerce_str_values)]
+JsonDict = Annotated[dict[str, Any], AfterValidator(check_json_no_nul)]
+
+
+class InputModel(BaseModel):
+    """Request bodies: unknown fields are ignored (spec §0), whitespace is kept as sent."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class OutputModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Page(BaseModel, Generic[T]):
+    count: int
+    results: list[T]
+
+
+class Paging(BaseModel):
+    limit: int = Field(MAX_PAGE_SIZE, ge=0, le=MAX_PAGE_SIZE)
+    offset: int = Field(0, ge=0, le=INT64_MAX)
+
+
+def parse_kv_filters(items: list[str] | None) -> dict[str, str]:
+    """`KEY:VALUE` strings split at the first colon; entries with no colon are dropped, the last key wins."""
+    result: dict[str, str] = {}
+    for item in items or []:
+        key, sep, val = item.partition(":")
+        if sep:
+            result[key] = val
+    return result
+
+
+def like_escape(value: str) -> str:
+    """Escape LIKE metacharacters so a substring filter matches literally."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
