@@ -77,3 +77,9 @@ class Publisher:
 @lru_cache(maxsize=1)
 def get_publisher() -> Publisher:
     return Publisher(get_settings().redis_params)
+
+
+def publish_events(publisher: Publisher, user_id: int, events: list[dict[str, Any]]) -> None:
+    """Job state-change events (LogEventOut dicts) of one request, as one message after the commit."""
+    if events:
+        publisher.publish(user_id, "bulk-create", "event", events)

@@ -1,0 +1,90 @@
+"""Start a real gunicorn (uvicorn workers) serving the app, for tests of serving."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+import balsam.server
+
+GUNICORN_CONF = Path(balsam.server.__file__).with_name("gunicorn.conf.example.py")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Gunicorn:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def wait_healthy(base_url: str, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{base_url} did not become healthy")
+
+
+@contextmanager
+def gunicorn(
+    env: dict[str, str], workdir: Path, workers: int = 2, extra_args: list[str] | None = None
+) -> Iterator[Gunicorn]:
+    """Run `gunicorn -c gunicorn.conf.example.py balsam.server.main:app` with `env` on a free port."""
+    port = free_port()
+    full_env = {
+        **os.environ,
+        **env,
+        "SERVER_HOST": "127.0.0.1",
+        "SERVER_PORT": str(port),
+        "GUNICORN_WORKERS": str(workers),
+    }
+    log_path = workdir / f"gunicorn-{port}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), *(extra_args or []), "balsam.server.main:app"],
+            cwd=workdir,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    server = Gunicorn(proc, base_url, log_path)
+    try:
+        wait_healthy(base_url, proc=proc)
+        yield server
+    except Exception:
+        print(server.log()[-4000:])
+        raise
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
