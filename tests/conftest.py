@@ -76,15 +76,13 @@ def server_env(database_url: str, redis_params: dict[str, str]) -> Iterator[dict
         "BALSAM_REDIS_PARAMS": json.dumps(redis_params),
         "BALSAM_LOG_LEVEL": "WARNING",
     }
-    saved = {k: os.environ.get(k) for k in env}
+    saved = dict(os.environ)
     os.environ.update(env)
     reset_caches()
     yield env
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    # Restore everything: tests (and app_factory) may have added settings of their own.
+    os.environ.clear()
+    os.environ.update(saved)
     reset_caches()
 
 
