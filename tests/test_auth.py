@@ -7,6 +7,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import jwt
@@ -178,14 +179,14 @@ def _redirect_state(resp: object, provider: Provider) -> str:
     return query["state"][0]
 
 
-def _device_login(client: TestClient) -> tuple[str, dict[str, object]]:
+def _device_login(client: TestClient) -> tuple[str, dict[str, Any]]:
     client_id = str(uuid.uuid4())
     resp = client.post("/auth/device/login", data={"client_id": client_id, "scope": ""})
     assert resp.status_code == 200
     return client_id, resp.json()
 
 
-def _poll(client: TestClient, client_id: str, device_code: object) -> object:
+def _poll(client: TestClient, client_id: str, device_code: Any) -> Any:
     return client.post(
         "/auth/device/token",
         data={
