@@ -111,7 +111,7 @@ def test_token_of_deleted_user_stops_working(make_user: Callable[[str], TestClie
 
     alice = make_user("alice")
     assert alice.get("/sites/").status_code == 200
-    with engine.begin() as conn:  # type: ignore[attr-defined]
+    with engine.begin() as conn:
         conn.execute(text("DELETE FROM users WHERE username = 'alice'"))
     assert alice.get("/sites/").status_code == 401
 
@@ -171,7 +171,7 @@ def oauth_client(app_factory: Callable[..., TestClient], provider: Provider) -> 
 
 
 def _redirect_state(resp: object, provider: Provider) -> str:
-    location = resp.headers["location"]  # type: ignore[attr-defined]
+    location = resp.headers["location"]
     assert location.startswith(f"{provider.base_url}/authorize?")
     query = parse_qs(urlparse(location).query)
     assert query["client_id"] == ["balsam-test"] and query["response_type"] == ["code"]
@@ -214,7 +214,7 @@ def test_device_flow_end_to_end(oauth_client: TestClient, provider: Provider) ->
     assert (device["expires_in"], device["interval"]) == (300.0, 3.0)
 
     pending = _poll(oauth_client, client_id, device["device_code"])
-    assert pending.status_code == 400 and "authorization_pending" in pending.text  # type: ignore[attr-defined]
+    assert pending.status_code == 400 and "authorization_pending" in pending.text
 
     verify = oauth_client.get("/auth/oauth/ALCF/login/device", params={"user_code": user_code}, follow_redirects=False)
     assert verify.status_code == 307
@@ -228,12 +228,12 @@ def test_device_flow_end_to_end(oauth_client: TestClient, provider: Provider) ->
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_state"
 
     token = _poll(oauth_client, client_id, device["device_code"])
-    assert token.status_code == 200  # type: ignore[attr-defined]
-    access = token.json()["access_token"]  # type: ignore[attr-defined]
+    assert token.status_code == 200
+    access = token.json()["access_token"]
     me = oauth_client.get("/auth/password/me", headers={"Authorization": f"Bearer {access}"})
     assert me.json()["username"] == "carol"
     # The attempt is consumed; an OAuth-created user has no password.
-    assert _poll(oauth_client, client_id, device["device_code"]).status_code == 400  # type: ignore[attr-defined]
+    assert _poll(oauth_client, client_id, device["device_code"]).status_code == 400
     assert oauth_client.post("/auth/password/login", data={"username": "carol", "password": "x"}).status_code == 401
 
 
@@ -245,7 +245,7 @@ def test_device_token_error_order(oauth_client: TestClient, provider: Provider) 
     )
     assert wrong_grant.status_code == 400 and wrong_grant.json()["detail"] == "unsupported_grant_type"
     unknown = _poll(oauth_client, str(uuid.uuid4()), device["device_code"])
-    assert unknown.status_code == 400 and unknown.json()["error"] == "invalid_client"  # type: ignore[attr-defined]
+    assert unknown.status_code == 400 and unknown.json()["error"] == "invalid_client"
     unknown_code = oauth_client.get(
         "/auth/oauth/ALCF/login/device", params={"user_code": "BBBB-CCCC"}, follow_redirects=False
     )
@@ -260,7 +260,7 @@ def test_device_flow_denied_only_with_valid_state(oauth_client: TestClient, prov
         "/auth/oauth/ALCF/callback", params={"state": f"DEVICE-FLOW {user_code} forged", "error": "access_denied"}
     )
     assert forged.status_code == 400
-    assert _poll(oauth_client, client_id, device["device_code"]).status_code == 400  # type: ignore[attr-defined]
+    assert _poll(oauth_client, client_id, device["device_code"]).status_code == 400
     verify = oauth_client.get("/auth/oauth/ALCF/login/device", params={"user_code": user_code}, follow_redirects=False)
     state = _redirect_state(verify, provider)
     # A provider error needs no `code` (upstream answered 422).
@@ -269,16 +269,16 @@ def test_device_flow_denied_only_with_valid_state(oauth_client: TestClient, prov
     )
     assert denied.status_code == 200 and denied.json() == {"error": "access_denied", "error_description": "no"}
     resp = _poll(oauth_client, client_id, device["device_code"])
-    assert resp.status_code == 403 and resp.json()["detail"] == "access_denied"  # type: ignore[attr-defined]
+    assert resp.status_code == 403 and resp.json()["detail"] == "access_denied"
 
 
 def test_device_flow_expired_code(oauth_client: TestClient, provider: Provider, engine: object) -> None:
     from sqlalchemy import text
 
     client_id, device = _device_login(oauth_client)
-    with engine.begin() as conn:  # type: ignore[attr-defined]
+    with engine.begin() as conn:
         conn.execute(text("UPDATE device_code_attempts SET expiration = expiration - interval '10 minutes'"))
-    assert _poll(oauth_client, client_id, device["device_code"]).json()["detail"] == "expired_token"  # type: ignore[attr-defined]
+    assert _poll(oauth_client, client_id, device["device_code"]).json()["detail"] == "expired_token"
     verify = oauth_client.get(
         "/auth/oauth/ALCF/login/device", params={"user_code": device["user_code"]}, follow_redirects=False
     )
