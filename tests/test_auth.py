@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlparse
 import jwt
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
 from tests.conftest import TEST_SECRET
 from tests.oauth_provider import Provider, oauth_provider
@@ -106,7 +107,7 @@ def test_expired_tampered_and_foreign_tokens(make_user: Callable[[str], TestClie
         assert resp.status_code == 401 and resp.json() == {"detail": "Could not validate credentials"}
 
 
-def test_token_of_deleted_user_stops_working(make_user: Callable[[str], TestClient], engine: object) -> None:
+def test_token_of_deleted_user_stops_working(make_user: Callable[[str], TestClient], engine: Engine) -> None:
     from sqlalchemy import text
 
     alice = make_user("alice")
@@ -170,7 +171,7 @@ def oauth_client(app_factory: Callable[..., TestClient], provider: Provider) -> 
     )
 
 
-def _redirect_state(resp: object, provider: Provider) -> str:
+def _redirect_state(resp: Any, provider: Provider) -> str:
     location = resp.headers["location"]
     assert location.startswith(f"{provider.base_url}/authorize?")
     query = parse_qs(urlparse(location).query)
@@ -272,7 +273,7 @@ def test_device_flow_denied_only_with_valid_state(oauth_client: TestClient, prov
     assert resp.status_code == 403 and resp.json()["detail"] == "access_denied"
 
 
-def test_device_flow_expired_code(oauth_client: TestClient, provider: Provider, engine: object) -> None:
+def test_device_flow_expired_code(oauth_client: TestClient, provider: Provider, engine: Engine) -> None:
     from sqlalchemy import text
 
     client_id, device = _device_login(oauth_client)
