@@ -1,0 +1,458 @@
+# NixOS module: services.balsam
+#
+# Runs the Balsam service under gunicorn (uvicorn workers) as the fixed system
+# user `balsam`, optionally with a local PostgreSQL (peer authentication over
+# /run/postgresql), a local Redis (unix socket) and a pg_dump backup timer.
+#
+# The pure parts (settings -> environment, bind string, credentials, backup
+# arguments) live in ./lib/default.nix and are unit-tested by
+# ./tests/lib.nix without nixpkgs.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  balsamLib = import ./lib;
+
+  cfg = config.services.balsam;
+
+  user = "balsam";
+  group = "balsam";
+  stateDir = "/var/lib/balsam";
+
+  redisServer = config.services.redis.servers.balsam;
+
+  bind = balsamLib.bindString {
+    inherit (cfg) listenAddress port unixSocket;
+  };
+
+  # Everything the server, the migration step and the backup job read.
+  environment =
+    balsamLib.settingsToEnv cfg.settings
+    // {
+      BALSAM_BIND = bind;
+    }
+    // lib.optionalAttrs (cfg.workers != null) {
+      GUNICORN_WORKERS = toString cfg.workers;
+    };
+
+  credentials = balsamLib.loadCredentials cfg.secretFiles;
+
+  exe = lib.getExe cfg.package;
+
+  backupCommand = balsamLib.systemdCommand (
+    [
+      exe
+      "server"
+      "backup"
+    ]
+    ++ balsamLib.backupArgs {
+      inherit (cfg.backup) directory;
+      inherit (cfg.backup.retention) keep maxAgeDays;
+    }
+  );
+
+  dbUnits = lib.optional cfg.database.createLocally "postgresql.target";
+  redisUnits = lib.optional cfg.redis.createLocally "redis-balsam.service";
+
+  # Hardening shared by the units; the set follows nixpkgs' paperless module.
+  hardening = {
+    CapabilityBoundingSet = "";
+    DeviceAllow = "";
+    LockPersonality = true;
+    MemoryDenyWriteExecute = true;
+    NoNewPrivileges = true;
+    PrivateDevices = true;
+    PrivateMounts = true;
+    PrivateTmp = true;
+    PrivateUsers = true;
+    ProcSubset = "pid";
+    ProtectClock = true;
+    ProtectControlGroups = true;
+    ProtectHome = true;
+    ProtectHostname = true;
+    ProtectKernelLogs = true;
+    ProtectKernelModules = true;
+    ProtectKernelTunables = true;
+    ProtectProc = "invisible";
+    ProtectSystem = "strict";
+    RemoveIPC = true;
+    RestrictAddressFamilies = [
+      "AF_UNIX"
+      "AF_INET"
+      "AF_INET6"
+    ];
+    RestrictNamespaces = true;
+    RestrictRealtime = true;
+    RestrictSUIDSGID = true;
+    SystemCallArchitectures = "native";
+    SystemCallFilter = [
+      "@system-service"
+      "~@privileged @setuid @keyring"
+    ];
+    UMask = "0077";
+  };
+
+  # User, environment and credentials common to every Balsam unit.
+  commonServiceConfig = {
+    User = user;
+    Group = group;
+    WorkingDirectory = stateDir;
+    StateDirectory = "balsam";
+    StateDirectoryMode = "0750";
+    SupplementaryGroups = lib.optional cfg.redis.createLocally redisServer.group;
+    LoadCredential = credentials;
+    EnvironmentFile = lib.optional (cfg.environmentFile != null) cfg.environmentFile;
+  };
+in
+{
+  options.services.balsam = {
+    enable = lib.mkEnableOption "the Balsam service, the central REST server of the Balsam HPC workflow system";
+
+    package = lib.mkOption {
+      type = lib.types.package;
+      default = pkgs.callPackage ./package.nix { };
+      defaultText = lib.literalExpression "pkgs.callPackage ./nix/package.nix { } (the flake's package, built with this system's nixpkgs)";
+      description = "The Balsam service package. It must provide `bin/balsam` and `bin/balsam-gunicorn`.";
+    };
+
+    listenAddress = lib.mkOption {
+      type = lib.types.str;
+      default = "127.0.0.1";
+      example = "0.0.0.0";
+      description = "Address gunicorn listens on (ignored when {option}`services.balsam.unixSocket` is set).";
+    };
+
+    port = lib.mkOption {
+      type = lib.types.port;
+      default = 8000;
+      description = "TCP port gunicorn listens on (ignored when {option}`services.balsam.unixSocket` is set).";
+    };
+
+    unixSocket = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "/run/balsam/balsam.sock";
+      description = ''
+        Listen on this unix socket instead of a TCP address, e.g. behind
+        nginx. `/run/balsam` is the service's runtime directory.
+      '';
+    };
+
+    workers = lib.mkOption {
+      type = lib.types.nullOr lib.types.ints.positive;
+      default = null;
+      example = 4;
+      description = "Number of gunicorn worker processes (GUNICORN_WORKERS); `null` keeps the default of the shipped gunicorn configuration.";
+    };
+
+    openFirewall = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = "Open {option}`services.balsam.port` in the firewall.";
+    };
+
+    extraGunicornArgs = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ ];
+      example = [
+        "--forwarded-allow-ips"
+        "127.0.0.1"
+      ];
+      description = "Extra command-line arguments for gunicorn.";
+    };
+
+    settings = lib.mkOption {
+      type = lib.types.submodule {
+        freeformType =
+          with lib.types;
+          attrsOf (
+            nullOr (oneOf [
+              bool
+              int
+              float
+              str
+              path
+              (listOf anything)
+              (attrsOf anything)
+            ])
+          );
+        options = {
+          BALSAM_DATABASE_URL = lib.mkOption {
+            type = lib.types.nullOr lib.types.str;
+            default = null;
+            example = "postgresql://balsam@/balsam?host=/run/postgresql";
+            description = ''
+              libpq URL of the database. Set automatically by
+              {option}`services.balsam.database.createLocally`. A URL with a
+              password belongs in {option}`services.balsam.environmentFile`
+              or {option}`services.balsam.secretFiles`, not here (the Nix
+              store is world-readable).
+            '';
+          };
+          BALSAM_REDIS_PARAMS = lib.mkOption {
+            type = lib.types.nullOr (lib.types.attrsOf lib.types.anything);
+            default = null;
+            example = {
+              unix_socket_path = "/run/redis-balsam/redis.sock";
+            };
+            description = ''
+              redis-py connection arguments (rendered as JSON); `null`
+              disables Redis. Set automatically by
+              {option}`services.balsam.redis.createLocally`.
+            '';
+          };
+          BALSAM_LOG_LEVEL = lib.mkOption {
+            type = lib.types.enum [
+              "DEBUG"
+              "INFO"
+              "WARNING"
+              "ERROR"
+              "CRITICAL"
+            ];
+            default = "INFO";
+            description = "Log level of the server.";
+          };
+        };
+      };
+      default = { };
+      example = {
+        BALSAM_AUTH_LOGIN_METHODS = [
+          "password"
+          "oauth_device"
+        ];
+        GUNICORN_TIMEOUT = 120;
+      };
+      description = ''
+        Environment variables for the service (see the Balsam settings
+        reference). Booleans become `true`/`false`, numbers decimal text,
+        lists and attribute sets JSON; `null` leaves a variable unset.
+        Secrets do not belong here: use
+        {option}`services.balsam.secretFiles` or
+        {option}`services.balsam.environmentFile`.
+      '';
+    };
+
+    environmentFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.path;
+      default = null;
+      example = "/run/secrets/balsam.env";
+      description = ''
+        File in systemd `EnvironmentFile=` format with further variables,
+        e.g. secrets. It is read by the server, the migration step and the
+        backup job.
+      '';
+    };
+
+    secretFiles = lib.mkOption {
+      type = lib.types.attrsOf lib.types.str;
+      default = { };
+      example = {
+        BALSAM_AUTH_SECRET_KEY = "/run/secrets/balsam-auth-secret-key";
+        BALSAM_OAUTH_CLIENT_SECRET = "/run/secrets/balsam-oauth-client-secret";
+      };
+      description = ''
+        Secret settings read from files, keyed by the environment variable
+        they provide. Each file is passed with systemd `LoadCredential=` as
+        credential `<lower-case name>` (e.g. `balsam_auth_secret_key`), which
+        Balsam reads from `$CREDENTIALS_DIRECTORY`. The files stay outside
+        the Nix store and need only be readable by root.
+      '';
+    };
+
+    database.createLocally = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = ''
+        Create a local PostgreSQL database `balsam` owned by the role
+        `balsam`, reached with peer authentication over `/run/postgresql`.
+      '';
+    };
+
+    redis.createLocally = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = ''
+        Run a local Redis instance (`services.redis.servers.balsam`) on a
+        unix socket only, and connect the service to it.
+      '';
+    };
+
+    backup = {
+      enable = lib.mkEnableOption "periodic database backups with `balsam server backup`";
+
+      startAt = lib.mkOption {
+        type = with lib.types; either str (listOf str);
+        default = "*-*-* 02:15:00";
+        example = "hourly";
+        description = "When to run the backup, in {manpage}`systemd.time(7)` calendar syntax.";
+      };
+
+      directory = lib.mkOption {
+        type = lib.types.str;
+        default = "${stateDir}/backups";
+        defaultText = lib.literalExpression ''"/var/lib/balsam/backups"'';
+        description = "Directory for the dumps (PostgreSQL custom format). Created with mode 0700 for the `balsam` user.";
+      };
+
+      retention = {
+        keep = lib.mkOption {
+          type = lib.types.nullOr lib.types.ints.positive;
+          default = 14;
+          description = "Keep at most this many dumps (`--keep`); `null` for no count limit.";
+        };
+        maxAgeDays = lib.mkOption {
+          type = lib.types.nullOr lib.types.ints.positive;
+          default = null;
+          example = 30;
+          description = "Delete dumps older than this many days (`--max-age-days`); `null` for no age limit.";
+        };
+      };
+
+      postgresqlPackage = lib.mkOption {
+        type = lib.types.package;
+        default = if config.services.postgresql.enable then config.services.postgresql.package else pkgs.postgresql_17;
+        defaultText = lib.literalExpression "if config.services.postgresql.enable then config.services.postgresql.package else pkgs.postgresql_17";
+        description = "PostgreSQL package whose `pg_dump` the backup uses; its major version must not be older than the server's.";
+      };
+    };
+  };
+
+  config = lib.mkIf cfg.enable (
+    lib.mkMerge [
+      {
+        assertions = [
+          {
+            assertion =
+              cfg.settings.BALSAM_DATABASE_URL != null
+              || cfg.environmentFile != null
+              || cfg.secretFiles ? BALSAM_DATABASE_URL;
+            message = "services.balsam: set database.createLocally, settings.BALSAM_DATABASE_URL, secretFiles.BALSAM_DATABASE_URL or an environmentFile that provides it.";
+          }
+          {
+            assertion = !(cfg.openFirewall && cfg.unixSocket != null);
+            message = "services.balsam: openFirewall has no effect when listening on unixSocket.";
+          }
+          {
+            assertion = lib.all balsamLib.isEnvName (lib.attrNames cfg.secretFiles);
+            message = "services.balsam.secretFiles: keys must be environment variable names.";
+          }
+          {
+            assertion = !(cfg.backup.enable && lib.hasPrefix "/run/" cfg.backup.directory);
+            message = "services.balsam.backup.directory must be persistent storage, not under /run.";
+          }
+        ];
+
+        users.users.${user} = {
+          isSystemUser = true;
+          inherit group;
+          home = stateDir;
+          description = "Balsam service";
+        };
+        users.groups.${group} = { };
+
+        networking.firewall.allowedTCPPorts = lib.mkIf (cfg.openFirewall && cfg.unixSocket == null) [ cfg.port ];
+
+        systemd.services.balsam = {
+          description = "Balsam service (gunicorn)";
+          wantedBy = [ "multi-user.target" ];
+          wants = [ "network-online.target" ];
+          after = [
+            "network-online.target"
+          ]
+          ++ dbUnits
+          ++ redisUnits;
+          requires = dbUnits ++ redisUnits;
+
+          inherit environment;
+
+          serviceConfig = hardening // commonServiceConfig // {
+            Type = "simple";
+            # Alembic upgrade to head before every start; a failed migration
+            # keeps the old code from serving a half-migrated database.
+            ExecStartPre = balsamLib.systemdCommand [
+              exe
+              "server"
+              "migrate"
+            ];
+            ExecStart = balsamLib.systemdCommand (
+              [ (lib.getExe' cfg.package "balsam-gunicorn") ] ++ cfg.extraGunicornArgs
+            );
+            # gunicorn: HUP re-reads the configuration, starts new workers
+            # and retires the old ones gracefully.
+            ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
+            Restart = "on-failure";
+            RestartSec = 5;
+            TimeoutStartSec = "10min";
+            RuntimeDirectory = "balsam";
+            RuntimeDirectoryMode = "0755";
+            LogsDirectory = "balsam";
+            # gunicorn chowns a unix socket it creates (to its own uid/gid).
+            SystemCallFilter = hardening.SystemCallFilter ++ lib.optional (cfg.unixSocket != null) "@chown";
+          };
+        };
+      }
+
+      (lib.mkIf cfg.database.createLocally {
+        services.balsam.settings.BALSAM_DATABASE_URL = lib.mkDefault (
+          balsamLib.localDatabaseUrl { inherit user; }
+        );
+        services.postgresql = {
+          enable = true;
+          package = lib.mkDefault pkgs.postgresql_17;
+          ensureDatabases = [ user ];
+          ensureUsers = [
+            {
+              name = user;
+              ensureDBOwnership = true;
+            }
+          ];
+        };
+      })
+
+      (lib.mkIf cfg.redis.createLocally {
+        services.balsam.settings.BALSAM_REDIS_PARAMS = lib.mkDefault (
+          balsamLib.localRedisParams redisServer.unixSocket
+        );
+        services.redis.servers.balsam = {
+          enable = true;
+          # Unix socket only (0 is already the default for a named server).
+          port = lib.mkDefault 0;
+        };
+      })
+
+      (lib.mkIf cfg.backup.enable {
+        systemd.tmpfiles.settings."10-balsam-backup".${cfg.backup.directory}.d = {
+          inherit user group;
+          mode = "0700";
+        };
+
+        systemd.services.balsam-backup = {
+          description = "Balsam database backup (pg_dump)";
+          after = dbUnits;
+          requires = dbUnits;
+          startAt = cfg.backup.startAt;
+          path = [ cfg.backup.postgresqlPackage ];
+          environment = environment // {
+            BALSAM_BACKUP_DIR = cfg.backup.directory;
+          };
+          serviceConfig = hardening // commonServiceConfig // {
+            Type = "oneshot";
+            ExecStart = backupCommand;
+            ReadWritePaths = [ cfg.backup.directory ];
+            # A local database is reached over its unix socket, which works
+            # without network access.
+            PrivateNetwork = cfg.database.createLocally;
+            Nice = 10;
+            IOSchedulingClass = "idle";
+          };
+        };
+
+        # Catch up on a run missed while the machine was off.
+        systemd.timers.balsam-backup.timerConfig.Persistent = true;
+      })
+    ]
+  );
+}

@@ -1,0 +1,62 @@
+# The Python dependency names of the Nix package, as nixpkgs attribute names
+# in python3Packages. Plain data: nix/package.nix and nix/devshell.nix read it,
+# and nix/check_python_deps.py compares it against pyproject.toml in CI.
+{
+  # [project].dependencies, mapped to nixpkgs names.
+  runtime = [
+    "fastapi"
+    "starlette"
+    "pydantic"
+    "pydantic-settings"
+    "sqlalchemy"
+    "alembic"
+    "psycopg2"
+    "redis"
+    "gunicorn"
+    "uvicorn"
+    "uvicorn-worker"
+    "pyjwt"
+    "argon2-cffi"
+    "python-multipart"
+    "httpx"
+    "websockets"
+  ];
+
+  # Test runner and plugins (pytest itself comes with pytestCheckHook in the
+  # package check and is listed here for the devShell).
+  check = [
+    "pytest"
+    "pytest-asyncio"
+    "pytest-timeout"
+  ];
+
+  # Development-only tools that live inside the devShell's Python environment
+  # (mypy needs to import pydantic for its plugin, so it cannot be a separate
+  # tool). ruff is a standalone binary and comes from top-level pkgs.
+  devPython = [ "mypy" ];
+
+  build = [ "setuptools" ];
+
+  # [build-system].requires entries nixpkgs does not need: setuptools (>= 70.1)
+  # builds wheels itself, and nixpkgs' pypa build runs without isolation.
+  ignoredBuildRequires = [ "wheel" ];
+
+  # PyPI name (PEP 503 normalised) -> nixpkgs attribute, where they differ.
+  pypiToNix = {
+    "psycopg2-binary" = "psycopg2";
+  };
+
+  # Requires-Dist entries stripped from the wheel before nixpkgs' runtime
+  # dependency check (pythonRemoveDeps); each is replaced by the nixpkgs
+  # package in pypiToNix.
+  removeDeps = [ "psycopg2-binary" ];
+
+  # Upper bounds in pyproject that nixpkgs' version may exceed
+  # (pythonRelaxDeps). Lower bounds are kept and checked.
+  relaxDeps = [ "sqlalchemy" ];
+
+  # Optional-dependency groups that are not built in Nix: their packages are
+  # not in nixpkgs. In Nix, tests take PostgreSQL/Redis from PATH or from the
+  # postgresqlTestHook/redisTestHook instead.
+  excludedExtras = [ "local" ];
+}

@@ -1,0 +1,103 @@
+# NixOS VM test (pkgs.testers.runNixOSTest): boots a machine with
+# services.balsam (local PostgreSQL and Redis, backup timer), then drives the
+# HTTP API with curl, runs a backup and reloads gunicorn.
+{
+  pkgs,
+  module,
+}:
+let
+  port = 8000;
+  base = "http://127.0.0.1:${toString port}";
+  # Test-only secret; a real deployment points secretFiles at a file outside
+  # the Nix store (e.g. /run/secrets/...).
+  secretKey = pkgs.writeText "balsam-vm-test-secret-key" "vm-test-secret-key-0123456789abcdef";
+in
+pkgs.testers.runNixOSTest {
+  name = "balsam-service";
+
+  nodes.machine =
+    { pkgs, ... }:
+    {
+      imports = [ module ];
+
+      services.balsam = {
+        enable = true;
+        inherit port;
+        workers = 2;
+        database.createLocally = true;
+        redis.createLocally = true;
+        secretFiles.BALSAM_AUTH_SECRET_KEY = "${secretKey}";
+        settings.BALSAM_AUTH_LOGIN_METHODS = [ "password" ];
+        backup = {
+          enable = true;
+          retention.keep = 3;
+        };
+      };
+
+      environment.systemPackages = [
+        pkgs.curl
+        pkgs.jq
+      ];
+
+      virtualisation.memorySize = 2048;
+      system.stateVersion = "26.05";
+    };
+
+  testScript = ''
+    import json
+
+    base = "${base}"
+
+    def curl_json(args):
+        return json.loads(machine.succeed(f"curl --fail --silent --show-error {args}"))
+
+    start_all()
+
+    with subtest("service starts after its migrations and listens"):
+        machine.wait_for_unit("postgresql.target")
+        machine.wait_for_unit("redis-balsam.service")
+        machine.wait_for_unit("balsam.service")
+        machine.wait_for_open_port(${toString port})
+        machine.wait_until_succeeds(f"curl --fail --silent {base}/healthz")
+        machine.succeed("runuser -u balsam -- psql -d balsam -tAc 'SELECT version_num FROM alembic_version' | grep .")
+
+    with subtest("register, log in and create a site"):
+        user = curl_json(
+            f"-X POST -H 'Content-Type: application/json' "
+            f"-d '{{\"username\": \"alice\", \"password\": \"vm-test-password\"}}' "
+            f"{base}/auth/password/register"
+        )
+        assert user["username"] == "alice", user
+        token = curl_json(
+            f"-X POST --data-urlencode username=alice --data-urlencode password=vm-test-password "
+            f"{base}/auth/password/login"
+        )["access_token"]
+        auth = f"-H 'Authorization: Bearer {token}'"
+        site = curl_json(
+            f"-X POST {auth} -H 'Content-Type: application/json' "
+            f"-d '{{\"name\": \"vm-site\", \"path\": \"/srv/balsam/vm-site\"}}' "
+            f"{base}/sites/"
+        )
+        assert site["name"] == "vm-site", site
+        me = curl_json(f"{auth} {base}/auth/password/me")
+        assert me["username"] == "alice", me
+
+    with subtest("backup timer is scheduled and the backup service writes a dump"):
+        machine.succeed("systemctl list-timers --all | grep balsam-backup.timer")
+        machine.succeed("systemctl start balsam-backup.service")
+        dumps = machine.succeed("find /var/lib/balsam/backups -type f -size +0 -print").split()
+        assert dumps, "no dump in /var/lib/balsam/backups"
+        machine.succeed(f"runuser -u balsam -- pg_restore --list {dumps[0]} | grep -i 'TABLE DATA'")
+
+    with subtest("reload sends HUP to gunicorn and the service keeps serving"):
+        pid_before = machine.succeed("systemctl show -P MainPID balsam.service").strip()
+        machine.succeed("systemctl reload balsam.service")
+        machine.sleep(2)
+        machine.wait_for_unit("balsam.service")
+        pid_after = machine.succeed("systemctl show -P MainPID balsam.service").strip()
+        assert pid_before == pid_after, f"reload restarted the master: {pid_before} -> {pid_after}"
+        machine.wait_until_succeeds(f"curl --fail --silent {base}/healthz")
+        sites = curl_json(f"{auth} {base}/sites/")
+        assert "vm-site" in json.dumps(sites), sites
+  '';
+}
