@@ -1,0 +1,45 @@
+"""The built wheel ships the migrations, and `balsam server migrate` works from it in a clean venv."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from tests.harness import PgEndpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*cmd: str | Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, f"{cmd}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def test_wheel_contains_migrations_and_migrates(tmp_path: Path, pg: PgEndpoint) -> None:
+    dist = tmp_path / "dist"
+    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, ROOT, cwd=tmp_path)
+    (wheel,) = dist.glob("balsam_service-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "balsam/server/db/alembic.ini" in names
+    assert "balsam/server/db/migrations/env.py" in names
+    assert any(n.startswith("balsam/server/db/migrations/versions/0001_") for n in names)
+    assert "balsam/server/gunicorn.conf.example.py" in names
+
+    venv = tmp_path / "venv"
+    _run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
+    _run(venv / "bin/pip", "install", "-q", "-r", ROOT / "requirements/deploy.txt", wheel, cwd=tmp_path)
+    database = pg.create_database("balsam_wheel")
+    try:
+        env = {"BALSAM_DATABASE_URL": pg.url(database), "PATH": f"{venv}/bin:/usr/bin:/bin"}
+        # Run from an empty directory so nothing is imported from the source tree.
+        result = _run(venv / "bin/balsam", "server", "migrate", cwd=tmp_path, env=env)
+        assert "schema: empty -> 0001" in result.stdout
+        origin = _run(venv / "bin/python", "-c", "import balsam; print(balsam.__file__)", cwd=tmp_path, env=env)
+        assert str(venv) in origin.stdout
+    finally:
+        pg.drop_database(database)
