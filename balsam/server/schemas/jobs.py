@@ -1,0 +1,240 @@
+"""Job bodies and the job representation (spec §5.1, §5.3, §5.4, §14.2, §14.3).
+
+`JobOut` carries exactly the §5.1 keys. Hot paths (bulk create, list, acquire) do not build `JobOut`
+objects: they emit JSON built in SQL (`balsam.server.crud.job_json`); `JobOut` documents the shape, serves
+single-object replies and validates rows for code that wants a model.
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field, field_validator
+
+from balsam.server.schemas.common import (
+    Id,
+    InputModel,
+    Int32,
+    JsonDict,
+    NaiveUTC,
+    NonNegInt32,
+    OutputModel,
+    PosInt32,
+    Str,
+    StrDict,
+)
+
+MAX_SERIALIZED = 512_000
+
+
+class JobState(StrEnum):
+    CREATED = "CREATED"
+    AWAITING_PARENTS = "AWAITING_PARENTS"
+    READY = "READY"
+    STAGED_IN = "STAGED_IN"
+    PREPROCESSED = "PREPROCESSED"
+    RUNNING = "RUNNING"
+    RUN_DONE = "RUN_DONE"
+    RUN_ERROR = "RUN_ERROR"
+    RUN_TIMEOUT = "RUN_TIMEOUT"
+    RESTART_READY = "RESTART_READY"
+    POSTPROCESSED = "POSTPROCESSED"
+    STAGED_OUT = "STAGED_OUT"
+    JOB_FINISHED = "JOB_FINISHED"
+    FAILED = "FAILED"
+
+
+RUNNABLE_STATES = frozenset({JobState.PREPROCESSED, JobState.RESTART_READY})
+DONE_STATES = frozenset({JobState.JOB_FINISHED, JobState.FAILED})
+
+
+def _relative(path: str) -> str:
+    if not path or posixpath.isabs(path):
+        raise ValueError("must be a non-empty relative path")
+    return path
+
+
+def _absolute(path: str) -> str:
+    if not posixpath.isabs(path):
+        raise ValueError("must be an absolute path")
+    return path
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+Workdir = Annotated[Str, Field(max_length=4096), AfterValidator(_relative)]
+Serialized = Annotated[Str, Field(max_length=MAX_SERIALIZED)]
+GpusPerRank = Annotated[float, Field(ge=0, le=1e9), AfterValidator(_finite)]
+JobId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+class TransferSpec(InputModel):
+    """One entry of `JobCreate.transfers`: `{slot: {location_alias, path}}`."""
+
+    location_alias: Annotated[Str, Field(min_length=1, max_length=1024)]
+    path: Annotated[Str, Field(min_length=1, max_length=4096), AfterValidator(_absolute)]
+
+
+class JobCreate(InputModel):
+    app_id: Id
+    workdir: Workdir
+    tags: StrDict = Field(default_factory=dict)
+    serialized_parameters: Serialized = ""
+    data: JsonDict = Field(default_factory=dict)
+    return_code: Int32 | None = None
+    num_nodes: PosInt32 = 1
+    ranks_per_node: PosInt32 = 1
+    threads_per_rank: PosInt32 = 1
+    threads_per_core: PosInt32 = 1
+    gpus_per_rank: GpusPerRank = 0.0
+    node_packing_count: PosInt32 = 1
+    wall_time_min: NonNegInt32 = 0
+    launch_params: StrDict = Field(default_factory=dict)
+    parent_ids: list[Id] = Field(default_factory=list, max_length=100_000)
+    transfers: dict[Annotated[Str, Field(max_length=256)], TransferSpec] = Field(default_factory=dict)
+
+    @field_validator("parent_ids")
+    @classmethod
+    def _as_set(cls, value: list[int]) -> list[int]:
+        # parent_ids is a set on the wire: drop duplicates, keep a stable order.
+        return sorted(set(value))
+
+
+# Fields a JobUpdate may change, stored on the job row.
+UPDATABLE_FIELDS: tuple[str, ...] = (
+    "workdir",
+    "tags",
+    "serialized_parameters",
+    "data",
+    "return_code",
+    "num_nodes",
+    "ranks_per_node",
+    "threads_per_rank",
+    "threads_per_core",
+    "launch_params",
+    "gpus_per_rank",
+    "node_packing_count",
+    "wall_time_min",
+    "batch_job_id",
+    "state",
+    "pending_file_cleanup",
+    "serialized_return_value",
+    "serialized_exception",
+)
+# Fields fixed after creation or owned by the server. Sending one with its current value is accepted
+# (clients echo whole objects back); sending a different value is a 400 naming the field.
+READ_ONLY_FIELDS: tuple[str, ...] = ("app_id", "parent_ids", "session_id", "transfers")
+_NOT_NULL = (
+    "workdir",
+    "tags",
+    "serialized_parameters",
+    "data",
+    "num_nodes",
+    "ranks_per_node",
+    "threads_per_rank",
+    "threads_per_core",
+    "launch_params",
+    "gpus_per_rank",
+    "node_packing_count",
+    "wall_time_min",
+    "state",
+    "pending_file_cleanup",
+    "serialized_return_value",
+    "serialized_exception",
+)
+
+
+class JobUpdate(InputModel):
+    """PUT body / PATCH item (spec §5.4). Only the keys present (`model_fields_set`) are applied.
+
+    `state_timestamp` and `state_data` are not stored on the job: they become the event's timestamp and
+    data. A null `state_timestamp` means "now" and a null `state_data` means `{}` (spec §14.3).
+    `last_update` is always set by the server; a value sent for it is ignored.
+    """
+
+    workdir: Workdir | None = None
+    tags: StrDict | None = None
+    serialized_parameters: Serialized | None = None
+    data: JsonDict | None = None
+    return_code: Int32 | None = None
+    num_nodes: PosInt32 | None = None
+    ranks_per_node: PosInt32 | None = None
+    threads_per_rank: PosInt32 | None = None
+    threads_per_core: PosInt32 | None = None
+    launch_params: StrDict | None = None
+    gpus_per_rank: GpusPerRank | None = None
+    node_packing_count: PosInt32 | None = None
+    wall_time_min: NonNegInt32 | None = None
+    batch_job_id: Id | None = None
+    state: JobState | None = None
+    pending_file_cleanup: bool | None = None
+    serialized_return_value: Serialized | None = None
+    serialized_exception: Serialized | None = None
+    state_timestamp: NaiveUTC | None = None
+    state_data: JsonDict | None = None
+    # Read-only: checked against the stored values (see READ_ONLY_FIELDS).
+    app_id: Id | None = None
+    parent_ids: list[Id] | None = None
+    session_id: Id | None = None
+    transfers: dict[str, Any] | None = None
+
+    @field_validator(*_NOT_NULL)
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
+
+
+class JobPatchItem(JobUpdate):
+    """One item of `PATCH /jobs/`: the job id plus its own JobUpdate keys."""
+
+    id: JobId
+
+
+class JobOut(OutputModel):
+    """A job as list, detail and acquire replies carry it: exactly the spec §5.1 keys."""
+
+    id: int
+    app_id: int
+    workdir: str
+    tags: dict[str, str]
+    parent_ids: list[int]
+    state: str
+    last_update: NaiveUTC
+    session_id: int | None
+    batch_job_id: int | None
+    serialized_parameters: str
+    serialized_return_value: str
+    serialized_exception: str
+    data: dict[str, Any]
+    return_code: int | None
+    pending_file_cleanup: bool
+    num_nodes: int
+    ranks_per_node: int
+    threads_per_rank: int
+    threads_per_core: int
+    gpus_per_rank: float
+    node_packing_count: int
+    wall_time_min: int
+    launch_params: dict[str, str]
+
+    @field_validator("tags", "data", "launch_params", mode="before")
+    @classmethod
+    def _never_null(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @field_validator("parent_ids", mode="before")
+    @classmethod
+    def _list(cls, value: Any) -> Any:
+        return [] if value is None else list(value)
+
+
+JOB_OUT_FIELDS: tuple[str, ...] = tuple(JobOut.model_fields)
