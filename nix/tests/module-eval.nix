@@ -1,0 +1,356 @@
+# ci: needs nixpkgs.lib (not run by .ci/nix-checks.sh)
+#
+# Evaluates nix/module.nix under lib.evalModules with nixpkgs' `lib` and
+# stand-in declarations for the NixOS options the module sets or reads (not
+# the real NixOS modules: those need all of nixpkgs). Use it to look at the
+# generated units without a NixOS machine:
+#
+#   git clone https://github.com/nix-community/nixpkgs.lib /tmp/nixpkgs.lib
+#   nix-instantiate --eval --strict --json nix/tests/module-eval.nix \
+#     --arg nixpkgsLib /tmp/nixpkgs.lib/lib -A summary
+#
+# The attribute `checks` holds assertions on the result (evaluates to true or
+# throws); `summary` is the units' Exec lines, environment and the timer.
+{
+  nixpkgsLib,
+  config ? { },
+}:
+let
+  lib = import nixpkgsLib;
+  inherit (lib) mkOption types;
+
+  fakeDrv = name: extra: {
+    type = "derivation";
+    inherit name;
+    outPath = "/nix/store/00000000000000000000000000000000-${name}";
+    outputs = [ "out" ];
+    meta = { };
+  } // extra;
+
+  pkgs = {
+    coreutils = fakeDrv "coreutils-9.8" { };
+    postgresql_17 = fakeDrv "postgresql-17.7" { psqlSchema = "17"; };
+    callPackage = _: _: throw "stand-in pkgs.callPackage: set services.balsam.package explicitly";
+  };
+
+  balsamPackage = fakeDrv "balsam-service-0.1.0" { meta.mainProgram = "balsam"; };
+
+  anyAttrs = types.attrsOf types.anything;
+
+  # Stand-ins, declared with the types nixpkgs uses (see docs/nixos.md).
+  standIns =
+    { config, ... }:
+    {
+      options = {
+        assertions = mkOption {
+          type = types.listOf types.unspecified;
+          default = [ ];
+        };
+        warnings = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+        };
+        users.users = mkOption {
+          type = types.attrsOf (types.submodule { freeformType = anyAttrs; });
+          default = { };
+        };
+        users.groups = mkOption {
+          type = types.attrsOf (types.submodule { freeformType = anyAttrs; });
+          default = { };
+        };
+        networking.firewall.allowedTCPPorts = mkOption {
+          type = types.listOf types.port;
+          default = [ ];
+        };
+        systemd.tmpfiles.settings = mkOption {
+          type = types.attrsOf (types.attrsOf (types.attrsOf anyAttrs));
+          default = { };
+        };
+        systemd.services = mkOption {
+          default = { };
+          type = types.attrsOf (
+            types.submodule {
+              options = {
+                enable = mkOption {
+                  type = types.bool;
+                  default = true;
+                };
+                description = mkOption {
+                  type = types.str;
+                  default = "";
+                };
+                wantedBy = mkOption {
+                  type = types.listOf types.str;
+                  default = [ ];
+                };
+                wants = mkOption {
+                  type = types.listOf types.str;
+                  default = [ ];
+                };
+                after = mkOption {
+                  type = types.listOf types.str;
+                  default = [ ];
+                };
+                requires = mkOption {
+                  type = types.listOf types.str;
+                  default = [ ];
+                };
+                environment = mkOption {
+                  type = types.attrsOf (types.nullOr (types.oneOf [ types.str types.path types.package ]));
+                  default = { };
+                };
+                path = mkOption {
+                  type = types.listOf (types.oneOf [ types.package types.str ]);
+                  default = [ ];
+                };
+                serviceConfig = mkOption {
+                  type = types.attrsOf types.unspecified;
+                  default = { };
+                };
+                startAt = mkOption {
+                  type = with types; either str (listOf str);
+                  default = [ ];
+                  apply = v: if builtins.isList v then v else [ v ];
+                };
+              };
+            }
+          );
+        };
+        systemd.timers = mkOption {
+          default = { };
+          type = types.attrsOf (
+            types.submodule {
+              options = {
+                wantedBy = mkOption {
+                  type = types.listOf types.str;
+                  default = [ ];
+                };
+                timerConfig = mkOption {
+                  type = types.attrsOf types.unspecified;
+                  default = { };
+                };
+              };
+            }
+          );
+        };
+        services.postgresql = {
+          enable = mkOption {
+            type = types.bool;
+            default = false;
+          };
+          package = mkOption { type = types.package; };
+          ensureDatabases = mkOption {
+            type = types.listOf types.str;
+            default = [ ];
+          };
+          ensureUsers = mkOption {
+            default = [ ];
+            type = types.listOf (
+              types.submodule {
+                options = {
+                  name = mkOption { type = types.str; };
+                  ensureDBOwnership = mkOption {
+                    type = types.bool;
+                    default = false;
+                  };
+                };
+              }
+            );
+          };
+        };
+        services.redis.servers = mkOption {
+          default = { };
+          type = types.attrsOf (
+            types.submodule (
+              { name, config, ... }:
+              {
+                options = {
+                  enable = mkOption {
+                    type = types.bool;
+                    default = false;
+                  };
+                  port = mkOption {
+                    type = types.port;
+                    default = if name == "" then 6379 else 0;
+                  };
+                  unixSocket = mkOption {
+                    type = types.nullOr types.path;
+                    default = "/run/redis-${name}/redis.sock";
+                  };
+                  user = mkOption {
+                    type = types.str;
+                    default = "redis-${name}";
+                  };
+                  group = mkOption {
+                    type = types.str;
+                    default = config.user;
+                  };
+                };
+              }
+            )
+          );
+        };
+      };
+
+      # What nixos/modules/system/boot/systemd.nix does with startAt, and the
+      # ensureDBOwnership assertion of services.postgresql.
+      config = {
+        systemd.timers = lib.mapAttrs (_: service: {
+          wantedBy = [ "timers.target" ];
+          timerConfig.OnCalendar = service.startAt;
+        }) (lib.filterAttrs (_: s: s.enable && s.startAt != [ ]) config.systemd.services);
+        assertions = map (u: {
+          assertion = u.ensureDBOwnership -> lib.elem u.name config.services.postgresql.ensureDatabases;
+          message = "ensureDBOwnership for ${u.name} needs a database of that name";
+        }) config.services.postgresql.ensureUsers;
+      };
+    };
+
+  eval = lib.evalModules {
+    specialArgs = { inherit pkgs; };
+    modules = [
+      standIns
+      ../module.nix
+      {
+        services.balsam = {
+          enable = true;
+          package = balsamPackage;
+          database.createLocally = true;
+          redis.createLocally = true;
+          workers = 4;
+          openFirewall = true;
+          secretFiles.BALSAM_AUTH_SECRET_KEY = "/run/secrets/balsam-auth-secret-key";
+          environmentFile = "/run/secrets/balsam.env";
+          settings.BALSAM_AUTH_LOGIN_METHODS = [
+            "password"
+            "oauth_device"
+          ];
+          backup = {
+            enable = true;
+            retention.keep = 7;
+            retention.maxAgeDays = 30;
+          };
+        };
+      }
+      config
+    ];
+  };
+
+  cfg = eval.config;
+
+  failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) cfg.assertions);
+
+  # How NixOS writes a unit's [Service] values: lists become repeated keys,
+  # booleans yes/no.
+  render =
+    v:
+    if builtins.isBool v then
+      (if v then "yes" else "no")
+    else if builtins.isList v then
+      map render v
+    else
+      toString v;
+
+  unit = name: s: {
+    inherit (s) description after requires wantedBy;
+    environment = s.environment;
+    path = map toString s.path;
+    service = lib.mapAttrs (_: render) s.serviceConfig;
+  };
+
+  units = lib.mapAttrs unit (lib.filterAttrs (_: s: s.enable) cfg.systemd.services);
+
+  timers = lib.mapAttrs (_: t: {
+    inherit (t) wantedBy;
+    timer = lib.mapAttrs (_: render) t.timerConfig;
+  }) cfg.systemd.timers;
+
+  expect =
+    what: ok:
+    if ok then true else throw "module-eval: ${what}";
+in
+{
+  inherit units timers failedAssertions;
+
+  summary = {
+    balsam = {
+      inherit (units.balsam.service) ExecStartPre ExecStart ExecReload Restart;
+      inherit (units.balsam) after requires;
+      environment = units.balsam.environment;
+      LoadCredential = units.balsam.service.LoadCredential;
+      SupplementaryGroups = units.balsam.service.SupplementaryGroups;
+    };
+    balsam-backup = {
+      inherit (units.balsam-backup.service) ExecStart;
+      inherit (units.balsam-backup) path;
+    };
+    timer = timers.balsam-backup;
+    postgresql = {
+      inherit (cfg.services.postgresql) enable ensureDatabases ensureUsers;
+      package = cfg.services.postgresql.package.name;
+    };
+    redis = cfg.services.redis.servers.balsam;
+    firewall = cfg.networking.firewall.allowedTCPPorts;
+    tmpfiles = cfg.systemd.tmpfiles.settings;
+    users = cfg.users.users;
+    inherit failedAssertions;
+  };
+
+  checks =
+    let
+      b = units.balsam;
+      bk = units.balsam-backup;
+      env = b.environment;
+    in
+    lib.all (x: x) [
+      (expect "no failed assertions: ${toString failedAssertions}" (failedAssertions == [ ]))
+      (expect "ExecStartPre runs the migrations" (
+        b.service.ExecStartPre == "${balsamPackage}/bin/balsam server migrate"
+      ))
+      (expect "ExecStart runs balsam-gunicorn" (b.service.ExecStart == "${balsamPackage}/bin/balsam-gunicorn"))
+      (expect "ExecReload sends HUP" (b.service.ExecReload == "${pkgs.coreutils}/bin/kill -HUP $MAINPID"))
+      (expect "Restart=on-failure" (b.service.Restart == "on-failure"))
+      (expect "after/requires postgresql.target" (
+        lib.elem "postgresql.target" b.after && lib.elem "postgresql.target" b.requires
+      ))
+      (expect "fixed user" (b.service.User == "balsam" && b.service.DynamicUser or null == null))
+      (expect "bind" (env.BALSAM_BIND == "127.0.0.1:8000"))
+      (expect "workers" (env.GUNICORN_WORKERS == "4"))
+      (expect "peer-auth database URL" (
+        env.BALSAM_DATABASE_URL == "postgresql://balsam@/balsam?host=/run/postgresql"
+      ))
+      (expect "redis params JSON" (
+        env.BALSAM_REDIS_PARAMS == ''{"unix_socket_path":"/run/redis-balsam/redis.sock"}''
+      ))
+      (expect "login methods JSON" (env.BALSAM_AUTH_LOGIN_METHODS == ''["password","oauth_device"]''))
+      (expect "LoadCredential" (
+        b.service.LoadCredential == [ "balsam_auth_secret_key:/run/secrets/balsam-auth-secret-key" ]
+      ))
+      (expect "EnvironmentFile" (b.service.EnvironmentFile == [ "/run/secrets/balsam.env" ]))
+      (expect "redis group" (b.service.SupplementaryGroups == [ "redis-balsam" ]))
+      (expect "redis socket only" (cfg.services.redis.servers.balsam.port == 0))
+      (expect "hardening" (
+        b.service.ProtectSystem == "strict" && b.service.NoNewPrivileges == "yes" && b.service.PrivateTmp == "yes"
+      ))
+      (expect "postgresql ensure*" (
+        cfg.services.postgresql.ensureDatabases == [ "balsam" ]
+        && cfg.services.postgresql.ensureUsers == [
+          {
+            name = "balsam";
+            ensureDBOwnership = true;
+          }
+        ]
+      ))
+      (expect "firewall" (cfg.networking.firewall.allowedTCPPorts == [ 8000 ]))
+      (expect "backup command" (
+        bk.service.ExecStart
+        == "${balsamPackage}/bin/balsam server backup --dir /var/lib/balsam/backups --keep 7 --max-age-days 30"
+      ))
+      (expect "backup has pg_dump on PATH" (bk.path == [ "${pkgs.postgresql_17}" ]))
+      (expect "backup timer" (
+        timers.balsam-backup.timer.OnCalendar == [ "*-*-* 02:15:00" ]
+        && timers.balsam-backup.timer.Persistent == "yes"
+        && timers.balsam-backup.wantedBy == [ "timers.target" ]
+      ))
+    ];
+}
