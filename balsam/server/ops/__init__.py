@@ -1,0 +1,1 @@
+"""Operations helpers: database backups and restores, the local development server, generated docs."""
