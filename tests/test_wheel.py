@@ -7,6 +7,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests.harness import PgEndpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,6 +22,7 @@ def _run(*cmd: str | Path, cwd: Path, env: dict[str, str] | None = None) -> subp
     return result
 
 
+@pytest.mark.needs_network
 def test_wheel_contains_migrations_and_migrates(tmp_path: Path, pg: PgEndpoint) -> None:
     dist = tmp_path / "dist"
     _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, ROOT, cwd=tmp_path)
