@@ -54,6 +54,26 @@ let
     }
   );
 
+  # `balsam-manage ...`: the balsam CLI as the service user, with the
+  # service's environment, environment file and credentials, in a transient
+  # systemd unit (run it as root, e.g. `sudo balsam-manage server user add`).
+  manage = pkgs.writeShellScriptBin "balsam-manage" ''
+    if [ -t 0 ] && [ -t 1 ]; then io=--pty; else io=--pipe; fi
+    exec ${config.systemd.package}/bin/systemd-run --quiet --wait --collect "$io" \
+      --uid=${user} --gid=${group} --working-directory=${stateDir} \
+      ${
+        lib.escapeShellArgs (
+          lib.mapAttrsToList (n: v: "--setenv=${n}=${v}") (
+            environment // { PATH = lib.makeBinPath [ cfg.backup.postgresqlPackage pkgs.coreutils ]; }
+          )
+          ++ map (c: "--property=LoadCredential=${c}") credentials
+          ++ lib.optional (cfg.environmentFile != null) "--property=EnvironmentFile=${cfg.environmentFile}"
+          ++ lib.optional cfg.redis.createLocally "--property=SupplementaryGroups=${redisServer.group}"
+        )
+      } \
+      ${exe} "$@"
+  '';
+
   dbUnits = lib.optional cfg.database.createLocally "postgresql.target";
   redisUnits = lib.optional cfg.redis.createLocally "redis-balsam.service";
 
@@ -352,6 +372,8 @@ in
           description = "Balsam service";
         };
         users.groups.${group} = { };
+
+        environment.systemPackages = [ manage ];
 
         networking.firewall.allowedTCPPorts = lib.mkIf (cfg.openFirewall && cfg.unixSocket == null) [ cfg.port ];
 

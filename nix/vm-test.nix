@@ -82,6 +82,9 @@ pkgs.testers.runNixOSTest {
         me = curl_json(f"{auth} {base}/auth/password/me")
         assert me["username"] == "alice", me
 
+    with subtest("balsam-manage runs the CLI as the service user"):
+        machine.succeed("balsam-manage server user list | grep -w alice")
+
     with subtest("backup timer is scheduled and the backup service writes a dump"):
         machine.succeed("systemctl list-timers --all | grep balsam-backup.timer")
         machine.succeed("systemctl start balsam-backup.service")

@@ -29,6 +29,9 @@ let
 
   pkgs = {
     coreutils = fakeDrv "coreutils-9.8" { };
+    systemd = fakeDrv "systemd-258" { };
+    # Returns the script text, so the harness can look at it.
+    writeShellScriptBin = name: text: fakeDrv name { inherit text; };
     postgresql_17 = fakeDrv "postgresql-17.7" { psqlSchema = "17"; };
     callPackage = _: _: throw "stand-in pkgs.callPackage: set services.balsam.package explicitly";
   };
@@ -57,6 +60,14 @@ let
         users.groups = mkOption {
           type = types.attrsOf (types.submodule { freeformType = anyAttrs; });
           default = { };
+        };
+        environment.systemPackages = mkOption {
+          type = types.listOf types.package;
+          default = [ ];
+        };
+        systemd.package = mkOption {
+          type = types.package;
+          default = pkgs.systemd;
         };
         networking.firewall.allowedTCPPorts = mkOption {
           type = types.listOf types.port;
@@ -291,6 +302,7 @@ in
     };
     redis = cfg.services.redis.servers.balsam;
     firewall = cfg.networking.firewall.allowedTCPPorts;
+    balsam-manage = (lib.findFirst (p: p.name == "balsam-manage") null cfg.environment.systemPackages).text;
     tmpfiles = cfg.systemd.tmpfiles.settings;
     users = cfg.users.users;
     inherit failedAssertions;
