@@ -29,6 +29,10 @@ mkShell {
     ruff
   ];
 
+  # Tell ./scripts/test to use this environment's python3 instead of
+  # creating ./.venv with pip.
+  BALSAM_NO_VENV = "1";
+
   shellHook = ''
     # Import `balsam` from the work tree, not from an installed copy.
     export PYTHONPATH="$PWD''${PYTHONPATH:+:$PYTHONPATH}"

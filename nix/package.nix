@@ -74,8 +74,12 @@ ps.buildPythonApplication {
   # Unix socket only; no TCP port in the build sandbox.
   redisTestPort = 0;
 
-  # Needs the network (pip installs the published client).
-  disabledTestMarks = [ "published_client" ];
+  # Both need the network (pip): the published client, and a wheel
+  # installed into a fresh venv.
+  disabledTestMarks = [
+    "published_client"
+    "needs_network"
+  ];
 
   preCheck = ''
     export HOME="$(mktemp -d)"

@@ -88,7 +88,7 @@ pkgs.testers.runNixOSTest {
     with subtest("backup timer is scheduled and the backup service writes a dump"):
         machine.succeed("systemctl list-timers --all | grep balsam-backup.timer")
         machine.succeed("systemctl start balsam-backup.service")
-        dumps = machine.succeed("find /var/lib/balsam/backups -type f -size +0 -print").split()
+        dumps = machine.succeed("find /var/lib/balsam/backups -type f -name 'balsam-*.dump' -size +0 -print").split()
         assert dumps, "no dump in /var/lib/balsam/backups"
         machine.succeed(f"runuser -u balsam -- pg_restore --list {dumps[0]} | grep -i 'TABLE DATA'")
 
