@@ -72,6 +72,22 @@ else
   pass "nix/lib rejects an invalid port"
 fi
 
+# The VM test's Python test script, extracted with stand-ins for pkgs, must
+# at least compile (the VM itself needs nixpkgs and KVM).
+if out=$(nix_eval --json -E '
+  import ./nix/vm-test.nix {
+    pkgs = {
+      writeText = name: _: "/nix/store/00000000000000000000000000000000-${name}";
+      testers.runNixOSTest = test: test.testScript;
+    };
+    module = { };
+  }' 2>&1) && python3 -c 'import json, sys; compile(json.loads(sys.argv[1]), "nix/vm-test.nix testScript", "exec")' "$out"; then
+  pass "VM test script (nix/vm-test.nix) is valid Python"
+else
+  fail "VM test script (nix/vm-test.nix) is valid Python"
+  printf '%s\n' "$out" | tail -5 | sed 's/^/    /'
+fi
+
 # --- 3. flake.nix / flake.lock -------------------------------------------------
 if out=$(nix_eval --json -E '
   let f = import ./flake.nix; in {
