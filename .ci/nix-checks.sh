@@ -74,6 +74,7 @@ fi
 
 # The VM test's Python test script, extracted with stand-ins for pkgs, must
 # at least compile (the VM itself needs nixpkgs and KVM).
+# shellcheck disable=SC2016  # ${name} is Nix, not shell
 if out=$(nix_eval --json -E '
   import ./nix/vm-test.nix {
     pkgs = {
