@@ -1,5 +1,167 @@
-"""Routes for this resource are added by the issue that implements it; the router is mounted already."""
+"""`/jobs/` routes (spec §5): thin wrappers over balsam.server.crud.jobs.
 
-from fastapi import APIRouter
+Bulk bodies are validated straight from the raw JSON bytes (`TypeAdapter.validate_json`) and replies are
+JSON strings built by PostgreSQL, which keeps 5,000-job requests cheap.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+from typing import Annotated, Literal, TypeVar
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter, ValidationError
+
+from balsam.server.api.deps import CurrentUser, DbDep, PagingDep, PublisherDep
+from balsam.server.crud import jobs
+from balsam.server.pubsub import publish_events
+from balsam.server.schemas.common import Id, NaiveUTC, Page, parse_kv_filters
+from balsam.server.schemas.jobs import JobCreate, JobOut, JobPatchItem, JobState, JobUpdate
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+T = TypeVar("T")
+
+_CREATE_LIST = TypeAdapter(list[JobCreate])
+_PATCH_LIST = TypeAdapter(list[JobPatchItem])
+_JSON = "application/json"
+
+
+async def _raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+RawBody = Annotated[bytes, Depends(_raw_body)]
+
+
+def parse_body(adapter: TypeAdapter[T], raw: bytes) -> T:
+    """Validate a JSON body; failures answer 422 in FastAPI's usual shape."""
+    try:
+        return adapter.validate_json(raw or b"null")
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+
+
+Ordering = Literal["last_update", "-last_update", "id", "-id", "state", "-state", "workdir", "-workdir"]
+
+
+def job_filters(
+    id: Annotated[list[Id] | None, Query()] = None,
+    parent_id: Annotated[list[Id] | None, Query()] = None,
+    app_id: Id | None = None,
+    site_id: Annotated[list[Id] | None, Query()] = None,
+    batch_job_id: Id | None = None,
+    last_update_before: NaiveUTC | None = None,
+    last_update_after: NaiveUTC | None = None,
+    workdir__contains: str | None = None,
+    state: Annotated[list[JobState] | None, Query()] = None,
+    state__ne: JobState | None = None,
+    tags: Annotated[list[str] | None, Query()] = None,
+    pending_file_cleanup: bool | None = None,
+) -> jobs.JobFilters:
+    return jobs.JobFilters(
+        ids=id,
+        parent_ids=parent_id,
+        app_id=app_id,
+        site_ids=site_id,
+        batch_job_id=batch_job_id,
+        last_update_before=last_update_before,
+        last_update_after=last_update_after,
+        workdir_contains=workdir__contains,
+        states=[str(s) for s in state] if state else None,
+        state_ne=str(state__ne) if state__ne is not None else None,
+        tags=parse_kv_filters(tags) or None,
+        pending_file_cleanup=pending_file_cleanup,
+    )
+
+
+Filters = Annotated[jobs.JobFilters, Depends(job_filters)]
+
+
+@router.get("/", responses={200: {"model": Page[JobOut]}})
+def list_jobs(
+    user: CurrentUser, db: DbDep, paging: PagingDep, filters: Filters, ordering: Ordering | None = None
+) -> Response:
+    body = jobs.list_json(db, user.id, filters, ordering, paging.limit, paging.offset)
+    db.rollback()
+    return Response(body, media_type=_JSON)
+
+
+@router.get("/{job_id}", responses={200: {"model": JobOut}})
+def get_job(job_id: Id, user: CurrentUser, db: DbDep) -> Response:
+    body = jobs.get_json(db, user.id, job_id)
+    db.rollback()
+    return Response(body, media_type=_JSON)
+
+
+@router.post(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    responses={201: {"model": list[JobOut]}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {_JSON: {"schema": {"type": "array", "items": JobCreate.model_json_schema()}}},
+        }
+    },
+)
+def create_jobs(raw: RawBody, user: CurrentUser, db: DbDep) -> Response:
+    items = parse_body(_CREATE_LIST, raw)
+    with db.begin():
+        body = jobs.bulk_create(db, user.id, items)
+    return Response(body, status_code=status.HTTP_201_CREATED, media_type=_JSON)
+
+
+@router.patch(
+    "/",
+    response_model=int,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {_JSON: {"schema": {"type": "array", "items": JobPatchItem.model_json_schema()}}},
+        }
+    },
+)
+def bulk_update_jobs(raw: RawBody, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> int:
+    items = parse_body(_PATCH_LIST, raw)
+    with db.begin():
+        updated, events = jobs.bulk_patch(db, user.id, [(item.id, item) for item in items])
+    publish_events(publisher, user.id, events)
+    return updated
+
+
+@router.put("/", response_model=int)
+def update_jobs_by_query(
+    body: Annotated[JobUpdate, Body()], user: CurrentUser, db: DbDep, publisher: PublisherDep, filters: Filters
+) -> int:
+    with db.begin():
+        updated, events = jobs.update_by_query(db, user.id, filters, body)
+    publish_events(publisher, user.id, events)
+    return updated
+
+
+@router.put("/{job_id}", response_model=int)
+def update_job(
+    job_id: Id, body: Annotated[JobUpdate, Body()], user: CurrentUser, db: DbDep, publisher: PublisherDep
+) -> int:
+    with db.begin():
+        updated, events = jobs.apply_updates(db, user.id, [(job_id, body)])
+    publish_events(publisher, user.id, events)
+    return updated
+
+
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def delete_job(job_id: Id, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> Response:
+    with db.begin():
+        events = jobs.delete_one(db, user.id, job_id)
+    publisher.publish(user.id, "bulk-delete", "job", {"ids": [job_id]})
+    publish_events(publisher, user.id, events)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete("/", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def delete_jobs(user: CurrentUser, db: DbDep, publisher: PublisherDep, filters: Filters) -> Response:
+    with db.begin():
+        _deleted, events = jobs.delete_by_query(db, user.id, filters)
+    publish_events(publisher, user.id, events)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,236 @@
+"""The job state machine (spec §5.5) and the server-side state changes it triggers.
+
+Allowed client transitions (a request asking for anything else gets a 400 naming the job and both states;
+asking for the current state is always a no-op). The conventional flow of §5.5, plus moves an operator needs:
+
+| From | Allowed targets |
+|---|---|
+| AWAITING_PARENTS | READY, STAGED_IN (an operator may release a job by hand) |
+| READY | STAGED_IN |
+| STAGED_IN | PREPROCESSED |
+| PREPROCESSED | RUNNING |
+| RESTART_READY | RUNNING |
+| RUNNING | RUN_DONE, RUN_ERROR, RUN_TIMEOUT |
+| RUN_DONE | POSTPROCESSED, STAGED_OUT, JOB_FINISHED, RESTART_READY |
+| RUN_ERROR, RUN_TIMEOUT | RESTART_READY, RUN_DONE, POSTPROCESSED (an app's error/timeout handler may recover) |
+| POSTPROCESSED | STAGED_OUT, JOB_FINISHED |
+| STAGED_OUT | JOB_FINISHED |
+| JOB_FINISHED, FAILED | READY, STAGED_IN, PREPROCESSED, RESTART_READY (re-run by an operator) |
+| any state except JOB_FINISHED and FAILED | FAILED |
+
+`CREATED` is never a valid target: only job creation writes it (as the `from_state` of the first event).
+Server-driven moves (child release, transfer completion, session expiry) do not go through this table.
+
+Side effects of a real change (§5.5): a stored state other than RUNNING clears `session_id`; READY becomes
+STAGED_IN when no `in` item is pending; POSTPROCESSED becomes JOB_FINISHED when no `out` item is pending,
+else its `awaiting_job` out-items become `pending`; STAGED_OUT is stored as JOB_FINISHED; a job that ends
+in JOB_FINISHED releases its waiting children. A deleted parent counts as finished for release.
+
+Locking: every statement that locks job rows orders them by id, and job rows are always locked before
+transfer items, so overlapping bulk writers queue up instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from balsam.server.schemas.jobs import JobState
+
+S = JobState
+_RERUN = {S.READY, S.STAGED_IN, S.PREPROCESSED, S.RESTART_READY}
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.CREATED: frozenset({S.AWAITING_PARENTS, S.READY, S.STAGED_IN, S.FAILED}),
+    S.AWAITING_PARENTS: frozenset({S.READY, S.STAGED_IN, S.FAILED}),
+    S.READY: frozenset({S.STAGED_IN, S.FAILED}),
+    S.STAGED_IN: frozenset({S.PREPROCESSED, S.FAILED}),
+    S.PREPROCESSED: frozenset({S.RUNNING, S.FAILED}),
+    S.RESTART_READY: frozenset({S.RUNNING, S.FAILED}),
+    S.RUNNING: frozenset({S.RUN_DONE, S.RUN_ERROR, S.RUN_TIMEOUT, S.FAILED}),
+    S.RUN_DONE: frozenset({S.POSTPROCESSED, S.STAGED_OUT, S.JOB_FINISHED, S.RESTART_READY, S.FAILED}),
+    S.RUN_ERROR: frozenset({S.RESTART_READY, S.RUN_DONE, S.POSTPROCESSED, S.FAILED}),
+    S.RUN_TIMEOUT: frozenset({S.RESTART_READY, S.RUN_DONE, S.POSTPROCESSED, S.FAILED}),
+    S.POSTPROCESSED: frozenset({S.STAGED_OUT, S.JOB_FINISHED, S.FAILED}),
+    S.STAGED_OUT: frozenset({S.JOB_FINISHED, S.FAILED}),
+    S.JOB_FINISHED: frozenset(_RERUN),
+    S.FAILED: frozenset(_RERUN),
+}
+
+
+def transition_allowed(old: str, new: str) -> bool:
+    return old == new or new in ALLOWED_TRANSITIONS.get(old, frozenset())
+
+
+@dataclass
+class StateChange:
+    """One stored state change: becomes an event row, and may trigger side effects."""
+
+    job_id: int
+    from_state: str
+    to_state: str
+    timestamp: datetime
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def transfer_status(db: Session, job_ids: Sequence[int]) -> dict[tuple[int, str], bool]:
+    """{(job_id, direction): every item done} for the jobs' transfer items (no entry: no items)."""
+    if not job_ids:
+        return {}
+    rows = db.execute(
+        text(
+            "SELECT job_id, direction, bool_and(state = 'done') FROM transfer_items"
+            " WHERE job_id = ANY(:ids) GROUP BY job_id, direction"
+        ),
+        {"ids": list(job_ids)},
+    )
+    return {(r[0], r[1]): bool(r[2]) for r in rows}
+
+
+def resolve_state(
+    job_id: int, requested: str, status: dict[tuple[int, str], bool], data: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The state actually stored for a requested one (§5.5 swaps), and the event data."""
+    if requested == S.READY and status.get((job_id, "in"), True):
+        return S.STAGED_IN, {**data, "message": "Skipped stage in"}
+    if requested == S.POSTPROCESSED and status.get((job_id, "out"), True):
+        return S.JOB_FINISHED, {**data, "message": "Skipped stage out"}
+    if requested == S.STAGED_OUT:
+        return S.JOB_FINISHED, data
+    return requested, data
+
+
+def insert_events(db: Session, changes: Sequence[StateChange]) -> list[dict[str, Any]]:
+    """One INSERT for all events; returns LogEventOut dicts (for pub/sub)."""
+    if not changes:
+        return []
+    rows = db.execute(
+        text(
+            "INSERT INTO log_events (job_id, timestamp, from_state, to_state, data)"
+            " SELECT * FROM unnest(CAST(:job_ids AS bigint[]), CAST(:ts AS timestamp[]),"
+            " CAST(:from_states AS text[]), CAST(:to_states AS text[]), CAST(:datas AS jsonb[]))"
+            " RETURNING id, job_id, timestamp, from_state, to_state, data"
+        ),
+        {
+            "job_ids": [c.job_id for c in changes],
+            "ts": [c.timestamp for c in changes],
+            "from_states": [str(c.from_state) for c in changes],
+            "to_states": [str(c.to_state) for c in changes],
+            "datas": [json.dumps(c.data) for c in changes],
+        },
+    )
+    return [
+        {
+            "id": r.id,
+            "job_id": r.job_id,
+            "timestamp": r.timestamp.isoformat(),
+            "from_state": r.from_state,
+            "to_state": r.to_state,
+            "data": r.data,
+        }
+        for r in rows
+    ]
+
+
+def store_states(db: Session, changes: Sequence[StateChange], now: datetime) -> None:
+    """Write server-decided states (rows already locked): state, session lock, last_update."""
+    if not changes:
+        return
+    db.execute(
+        text(
+            "UPDATE jobs SET state = u.state,"
+            " session_id = CASE WHEN u.state = 'RUNNING' THEN jobs.session_id ELSE NULL END,"
+            " last_update = :now"
+            " FROM unnest(CAST(:ids AS bigint[]), CAST(:states AS text[])) AS u(id, state)"
+            " WHERE jobs.id = u.id"
+        ),
+        {"ids": [c.job_id for c in changes], "states": [str(c.to_state) for c in changes], "now": now},
+    )
+
+
+def lock_jobs(db: Session, job_ids: Iterable[int]) -> dict[int, str]:
+    """Lock the given jobs in id order; {id: state} of those that exist."""
+    ids = sorted(set(job_ids))
+    if not ids:
+        return {}
+    rows = db.execute(
+        text("SELECT id, state FROM jobs WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
+        {"ids": ids},
+    )
+    return {r[0]: r[1] for r in rows}
+
+
+def release_children(db: Session, parent_ids: Sequence[int], now: datetime) -> list[dict[str, Any]]:
+    """Move AWAITING_PARENTS children of `parent_ids` whose parents are all finished (or deleted).
+
+    Returns the event dicts written. Does not cascade: released children are not finished.
+    """
+    if not parent_ids:
+        return []
+    candidates = [
+        r[0]
+        for r in db.execute(
+            text(
+                "SELECT id FROM jobs WHERE parent_ids && CAST(:ids AS bigint[]) AND state = 'AWAITING_PARENTS'"
+                " ORDER BY id FOR UPDATE"
+            ),
+            {"ids": list(parent_ids)},
+        )
+    ]
+    if not candidates:
+        return []
+    ready = [
+        r[0]
+        for r in db.execute(
+            text(
+                "SELECT c.id FROM jobs c WHERE c.id = ANY(:ids) AND NOT EXISTS ("
+                " SELECT 1 FROM jobs p WHERE p.id = ANY(c.parent_ids) AND p.state <> 'JOB_FINISHED')"
+                " ORDER BY c.id"
+            ),
+            {"ids": candidates},
+        )
+    ]
+    status = transfer_status(db, ready)
+    changes: list[StateChange] = []
+    for job_id in ready:
+        if status.get((job_id, "in"), True):
+            changes.append(StateChange(job_id, S.AWAITING_PARENTS, S.STAGED_IN, now, {"message": "Skipped stage in"}))
+        else:
+            changes.append(StateChange(job_id, S.AWAITING_PARENTS, S.READY, now, {"message": "All parents finished"}))
+    store_states(db, changes, now)
+    return insert_events(db, changes)
+
+
+def advance_after_transfers(db: Session, job_ids: Iterable[int], now: datetime) -> list[dict[str, Any]]:
+    """After transfer items changed: READY jobs with every `in` item done become STAGED_IN, POSTPROCESSED
+    jobs with every `out` item done become JOB_FINISHED (clearing the session lock and releasing children).
+
+    The caller must already hold the job row locks (taken before the transfer item locks).
+    """
+    states = lock_jobs(db, job_ids)
+    waiting = [j for j, s in states.items() if s in (S.READY, S.POSTPROCESSED)]
+    status = transfer_status(db, waiting)
+    changes: list[StateChange] = []
+    for job_id in waiting:
+        if states[job_id] == S.READY and status.get((job_id, "in"), True):
+            changes.append(StateChange(job_id, S.READY, S.STAGED_IN, now))
+        elif states[job_id] == S.POSTPROCESSED and status.get((job_id, "out"), True):
+            changes.append(StateChange(job_id, S.POSTPROCESSED, S.JOB_FINISHED, now))
+    store_states(db, changes, now)
+    events = insert_events(db, changes)
+    finished = [c.job_id for c in changes if c.to_state == S.JOB_FINISHED]
+    return events + release_children(db, finished, now)
+
+
+def apply_server_changes(db: Session, changes: Sequence[StateChange], now: datetime) -> list[dict[str, Any]]:
+    """Store server-decided state changes on locked rows (e.g. session expiry RUNNING→RUN_TIMEOUT):
+    state, session lock, events, and child release for JOB_FINISHED. Returns the event dicts."""
+    store_states(db, changes, now)
+    events = insert_events(db, changes)
+    finished = [c.job_id for c in changes if c.to_state == S.JOB_FINISHED]
+    return events + release_children(db, finished, now)

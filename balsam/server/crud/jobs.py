@@ -1,0 +1,475 @@
+"""Jobs: set-based bulk create, filtered reads, heterogeneous bulk updates and deletes (spec §5, §12).
+
+Every write runs inside the caller's `with db.begin():`. Bulk statements carry whole arrays or one JSON
+document as a single parameter, so 5,000 jobs cost a handful of statements.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select, text
+from sqlalchemy.orm import Session
+
+from balsam.server.api.errors import BadRequest, NotFound
+from balsam.server.crud.job_json import bigint_array, job_json_column, json_array
+from balsam.server.crud.job_states import (
+    StateChange,
+    insert_events,
+    release_children,
+    resolve_state,
+    transfer_status,
+    transition_allowed,
+)
+from balsam.server.db.tables import App, BatchJob, Job, Site
+from balsam.server.schemas.common import MAX_ITEMS_PER_BULK_OP, like_escape
+from balsam.server.schemas.jobs import JobCreate, JobState, JobUpdate
+
+TOO_MANY_CREATE = f"Cannot bulk-create more than {MAX_ITEMS_PER_BULK_OP} in a single API call."
+TOO_MANY_UPDATE = f"Cannot bulk-update more than {MAX_ITEMS_PER_BULK_OP} in a single API call."
+MISSING_IDS = "Could not find some Job IDs"
+DUPLICATE_IDS = "Duplicate Job ID keys provided"
+ORDERINGS = ("last_update", "-last_update", "id", "-id", "state", "-state", "workdir", "-workdir")
+
+
+def utcnow() -> datetime:
+    return datetime.utcnow()
+
+
+def owned_app_ids(owner_id: int) -> Select[tuple[int]]:
+    return select(App.id).join(Site, App.site_id == Site.id).where(Site.owner_id == owner_id)
+
+
+def owned_condition(owner_id: int) -> ColumnElement[bool]:
+    return Job.app_id.in_(owned_app_ids(owner_id).scalar_subquery())
+
+
+@dataclass
+class JobFilters:
+    ids: list[int] | None = None
+    parent_ids: list[int] | None = None
+    app_id: int | None = None
+    site_ids: list[int] | None = None
+    batch_job_id: int | None = None
+    last_update_before: datetime | None = None
+    last_update_after: datetime | None = None
+    workdir_contains: str | None = None
+    states: list[str] | None = None
+    state_ne: str | None = None
+    tags: dict[str, str] | None = None
+    pending_file_cleanup: bool | None = None
+
+
+def conditions(owner_id: int, f: JobFilters) -> list[ColumnElement[bool]]:
+    """The WHERE terms of a JobQuery (spec §5.2), always scoped to the owner. 0 and false are applied."""
+    if f.site_ids:
+        apps = (
+            select(App.id)
+            .join(Site, App.site_id == Site.id)
+            .where(Site.owner_id == owner_id, App.site_id == func.any(bigint_array(f.site_ids)))
+        )
+        terms: list[ColumnElement[bool]] = [Job.app_id.in_(apps.scalar_subquery())]
+    else:
+        terms = [owned_condition(owner_id)]
+    if f.ids:
+        terms.append(Job.id == func.any(bigint_array(f.ids)))
+    if f.parent_ids:
+        terms.append(Job.parent_ids.overlap(bigint_array(f.parent_ids)))
+    if f.app_id is not None:
+        terms.append(Job.app_id == f.app_id)
+    if f.batch_job_id is not None:
+        terms.append(Job.batch_job_id == f.batch_job_id)
+    if f.last_update_before is not None:
+        terms.append(Job.last_update <= f.last_update_before)
+    if f.last_update_after is not None:
+        terms.append(Job.last_update >= f.last_update_after)
+    if f.workdir_contains is not None:
+        terms.append(Job.workdir.like(f"%{like_escape(f.workdir_contains)}%", escape="\\"))
+    if f.states:
+        terms.append(Job.state.in_([str(s) for s in f.states]))
+    if f.state_ne is not None:
+        terms.append(Job.state != str(f.state_ne))
+    if f.tags:
+        terms.append(Job.tags.contains(f.tags))
+    if f.pending_file_cleanup is not None:
+        terms.append(Job.pending_file_cleanup.is_(f.pending_file_cleanup))
+    return terms
+
+
+def _order_by(ordering: str | None) -> list[Any]:
+    if not ordering:
+        return [Job.id]
+    column = getattr(Job, ordering.lstrip("-"))
+    return [column.desc() if ordering.startswith("-") else column, Job.id]
+
+
+def count(db: Session, owner_id: int, f: JobFilters) -> int:
+    return db.scalar(select(func.count()).select_from(Job).where(*conditions(owner_id, f))) or 0
+
+
+def list_json(db: Session, owner_id: int, f: JobFilters, ordering: str | None, limit: int, offset: int) -> str:
+    """`{"count": n, "results": [...]}` as a JSON string built mostly by PostgreSQL."""
+    total = count(db, owner_id, f)
+    if limit == 0 or total == 0 or offset >= total:
+        return f'{{"count":{total},"results":[]}}'
+    stmt = (
+        select(job_json_column())
+        .where(*conditions(owner_id, f))
+        .order_by(*_order_by(ordering))
+        .limit(limit)
+        .offset(offset)
+    )
+    return f'{{"count":{total},"results":' + json_array(db.execute(stmt).scalars()) + "}"
+
+
+def get_json(db: Session, owner_id: int, job_id: int) -> str:
+    row = db.execute(select(job_json_column()).where(Job.id == job_id, owned_condition(owner_id))).scalar()
+    if row is None:
+        raise NotFound()
+    return row
+
+
+# ---------------------------------------------------------------------------------------------- create
+
+_INSERT_JOBS = text(
+    """
+    INSERT INTO jobs (id, app_id, workdir, tags, parent_ids, state, last_update, serialized_parameters,
+        serialized_return_value, serialized_exception, data, return_code, pending_file_cleanup, num_nodes,
+        ranks_per_node, threads_per_rank, threads_per_core, gpus_per_rank, node_packing_count, wall_time_min,
+        launch_params, batch_job_id, session_id)
+    SELECT r.id, r.app_id, r.workdir, r.tags, r.parent_ids, r.state, :now, r.serialized_parameters, '', '',
+        r.data, r.return_code, true, r.num_nodes, r.ranks_per_node, r.threads_per_rank, r.threads_per_core,
+        r.gpus_per_rank, r.node_packing_count, r.wall_time_min, r.launch_params, NULL, NULL
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+        id bigint, app_id integer, workdir text, tags jsonb, parent_ids bigint[], state text,
+        serialized_parameters text, data jsonb, return_code integer, num_nodes integer, ranks_per_node integer,
+        threads_per_rank integer, threads_per_core integer, gpus_per_rank float8, node_packing_count integer,
+        wall_time_min integer, launch_params jsonb)
+    """
+)
+
+_INSERT_TRANSFERS = text(
+    """
+    INSERT INTO transfer_items (job_id, direction, local_path, remote_path, location_alias, recursive, state,
+        task_id, transfer_info)
+    SELECT u.job_id, u.direction, u.local_path, u.remote_path, u.location_alias, u.recursive,
+        CASE WHEN u.direction = 'in' THEN 'pending' ELSE 'awaiting_job' END, '', '{}'::jsonb
+    FROM unnest(CAST(:job_ids AS bigint[]), CAST(:directions AS text[]), CAST(:local_paths AS text[]),
+        CAST(:remote_paths AS text[]), CAST(:aliases AS text[]), CAST(:recursives AS boolean[]))
+        AS u(job_id, direction, local_path, remote_path, location_alias, recursive)
+    """
+)
+
+
+def bulk_create(db: Session, owner_id: int, items: Sequence[JobCreate]) -> str:
+    """Create the jobs all-or-nothing and return the JSON array of them, in input order (spec §5.3)."""
+    if len(items) > MAX_ITEMS_PER_BULK_OP:
+        raise BadRequest(TOO_MANY_CREATE)
+    if not items:
+        return "[]"
+    now = utcnow()
+    app_ids = sorted({item.app_id for item in items})
+    apps = {
+        r.id: r
+        for r in db.execute(
+            select(App.id, App.name, App.transfers, Site.transfer_locations)
+            .join(Site, App.site_id == Site.id)
+            .where(Site.owner_id == owner_id, App.id == func.any(bigint_array(app_ids)))
+        )
+    }
+    if len(apps) != len(app_ids):
+        raise BadRequest("Could not find one or more Apps. Double check app_id fields.", 404)
+    parent_ids = sorted({p for item in items for p in item.parent_ids})
+    parent_states: dict[int, str] = {}
+    if parent_ids:
+        # FOR SHARE: a parent finishing concurrently waits for us, then its child release sees our jobs.
+        parent_states = {
+            r[0]: r[1]
+            for r in db.execute(
+                select(Job.id, Job.state)
+                .where(Job.id == func.any(bigint_array(parent_ids)), owned_condition(owner_id))
+                .order_by(Job.id)
+                .with_for_update(read=True)
+            )
+        }
+        if len(parent_states) != len(parent_ids):
+            raise BadRequest("Could not find one or more Jobs set as parents. Double check parent_ids fields.", 404)
+    if len({item.workdir for item in items}) != len(items):
+        raise BadRequest("Workdirs must be unique for each call to bulk-create Jobs.")
+
+    ids = [
+        r[0]
+        for r in db.execute(
+            text("SELECT nextval(pg_get_serial_sequence('jobs', 'id')) FROM generate_series(1, :n)"), {"n": len(items)}
+        )
+    ]
+    rows: list[dict[str, Any]] = []
+    t_job: list[int] = []
+    t_dir: list[str] = []
+    t_local: list[str] = []
+    t_remote: list[str] = []
+    t_alias: list[str] = []
+    t_rec: list[bool] = []
+    states: list[str] = []
+    for job_id, item in zip(ids, items, strict=True):
+        app = apps[item.app_id]
+        has_in = False
+        for slot_name, spec in item.transfers.items():
+            slot = (app.transfers or {}).get(slot_name)
+            if slot is None:
+                raise BadRequest(f"App {app.name} has no Transfer slot named {slot_name}")
+            if spec.location_alias not in (app.transfer_locations or {}):
+                raise BadRequest(f"Site has no Transfer URL named {spec.location_alias}")
+            direction = slot["direction"]
+            has_in = has_in or direction == "in"
+            t_job.append(job_id)
+            t_dir.append(direction)
+            t_local.append(slot["local_path"])
+            t_remote.append(spec.path)
+            t_alias.append(spec.location_alias)
+            t_rec.append(bool(slot.get("recursive", False)))
+        if any(parent_states[p] != JobState.JOB_FINISHED for p in item.parent_ids):
+            state = JobState.AWAITING_PARENTS
+        elif has_in:
+            state = JobState.READY
+        else:
+            state = JobState.STAGED_IN
+        states.append(state)
+        row = item.model_dump(mode="json", exclude={"transfers"})
+        row["id"] = job_id
+        row["state"] = str(state)
+        rows.append(row)
+
+    db.execute(_INSERT_JOBS, {"rows": json.dumps(rows), "now": now})
+    if t_job:
+        db.execute(
+            _INSERT_TRANSFERS,
+            {
+                "job_ids": t_job,
+                "directions": t_dir,
+                "local_paths": t_local,
+                "remote_paths": t_remote,
+                "aliases": t_alias,
+                "recursives": t_rec,
+            },
+        )
+    db.execute(
+        text(
+            "INSERT INTO log_events (job_id, timestamp, from_state, to_state, data)"
+            " SELECT u.id, :now, 'CREATED', u.state, '{}'::jsonb"
+            " FROM unnest(CAST(:ids AS bigint[]), CAST(:states AS text[])) AS u(id, state)"
+        ),
+        {"ids": ids, "states": [str(s) for s in states], "now": now},
+    )
+    # The reply is built from the values inserted (exactly what the rows hold), without reading them back.
+    stamp = now.isoformat()
+    for row in rows:
+        row.update(
+            last_update=stamp,
+            serialized_return_value="",
+            serialized_exception="",
+            pending_file_cleanup=True,
+            batch_job_id=None,
+        )
+    return json.dumps(rows)
+
+
+# ---------------------------------------------------------------------------------------------- update
+
+# Per-column "was this key sent" test: `jsonb_exists(p, key)`. A column no item sends is left out.
+_CASTS = {
+    "workdir": "e.p->>'workdir'",
+    "tags": "e.p->'tags'",
+    "serialized_parameters": "e.p->>'serialized_parameters'",
+    "data": "e.p->'data'",
+    "return_code": "CAST(e.p->>'return_code' AS integer)",
+    "num_nodes": "CAST(e.p->>'num_nodes' AS integer)",
+    "ranks_per_node": "CAST(e.p->>'ranks_per_node' AS integer)",
+    "threads_per_rank": "CAST(e.p->>'threads_per_rank' AS integer)",
+    "threads_per_core": "CAST(e.p->>'threads_per_core' AS integer)",
+    "launch_params": "e.p->'launch_params'",
+    "gpus_per_rank": "CAST(e.p->>'gpus_per_rank' AS float8)",
+    "node_packing_count": "CAST(e.p->>'node_packing_count' AS integer)",
+    "wall_time_min": "CAST(e.p->>'wall_time_min' AS integer)",
+    "batch_job_id": "CAST(e.p->>'batch_job_id' AS integer)",
+    "state": "e.p->>'state'",
+    "pending_file_cleanup": "CAST(e.p->>'pending_file_cleanup' AS boolean)",
+    "serialized_return_value": "e.p->>'serialized_return_value'",
+    "serialized_exception": "e.p->>'serialized_exception'",
+    "session_id": "CAST(e.p->>'session_id' AS integer)",
+}
+
+
+def _update_statement(keys: set[str]) -> str:
+    sets = [
+        f"{col} = CASE WHEN jsonb_exists(e.p, '{col}') THEN {expr} ELSE jobs.{col} END"
+        for col, expr in _CASTS.items()
+        if col in keys
+    ]
+    sets.append("last_update = :now")
+    return (
+        "UPDATE jobs SET " + ", ".join(sets) + " FROM jsonb_array_elements(CAST(:payload AS jsonb)) AS e(p)"
+        " WHERE jobs.id = CAST(e.p->>'id' AS bigint)"
+    )
+
+
+def _same_ids(sent: Any, stored: Sequence[int] | None) -> bool:
+    return sorted(set(sent or [])) == sorted(set(stored or []))
+
+
+def apply_updates(
+    db: Session, owner_id: int, items: Sequence[tuple[int, JobUpdate]], now: datetime | None = None
+) -> tuple[int, list[dict[str, Any]]]:
+    """Apply each item's own keys to its job (spec §5.4, §5.5). Returns (jobs updated, event dicts).
+
+    Any missing/foreign id, read-only change, unknown batch job or forbidden transition fails the whole
+    request with a 400 and nothing is applied (the caller's transaction rolls back).
+    """
+    now = now or utcnow()
+    ids = sorted(job_id for job_id, _ in items)
+    if not ids:
+        return 0, []
+    current = {
+        r.id: r
+        for r in db.execute(
+            select(Job.id, Job.state, Job.app_id, Job.parent_ids, Job.session_id)
+            .where(Job.id == func.any(bigint_array(ids)), owned_condition(owner_id))
+            .order_by(Job.id)
+            .with_for_update()
+        )
+    }
+    if len(current) != len(ids):
+        raise BadRequest(MISSING_IDS)
+
+    batch_ids = {
+        u.batch_job_id for _, u in items if "batch_job_id" in u.model_fields_set and u.batch_job_id is not None
+    }
+    if batch_ids:
+        found = set(
+            db.scalars(
+                select(BatchJob.id)
+                .join(Site, BatchJob.site_id == Site.id)
+                .where(Site.owner_id == owner_id, BatchJob.id == func.any(bigint_array(sorted(batch_ids))))
+            )
+        )
+        if missing := sorted(batch_ids - found):
+            raise BadRequest(f"No batch_job with id {missing[0]}")
+
+    state_jobs = [
+        job_id
+        for job_id, u in items
+        if u.state is not None and "state" in u.model_fields_set and u.state != current[job_id].state
+    ]
+    status = transfer_status(db, [j for j, u in items if u.state in (JobState.READY, JobState.POSTPROCESSED)])
+    payload: list[dict[str, Any]] = []
+    keys: set[str] = set()
+    changes: list[StateChange] = []
+    stage_out: list[int] = []
+    changing = set(state_jobs)
+    for job_id, update in items:
+        row = current[job_id]
+        sent = update.model_fields_set
+        _check_read_only(job_id, update, row)
+        values = update.model_dump(mode="json", include=sent & _UPDATABLE)
+        if job_id in changing:
+            assert update.state is not None
+            if not transition_allowed(row.state, update.state):
+                raise BadRequest(f"Job {job_id}: invalid state transition {row.state} -> {update.state}")
+            data = dict(update.state_data or {}) if "state_data" in sent else {}
+            stored, data = resolve_state(job_id, update.state, status, data)
+            values["state"] = str(stored)
+            if stored != JobState.RUNNING:
+                values["session_id"] = None
+            if stored == JobState.POSTPROCESSED:
+                stage_out.append(job_id)
+            timestamp = update.state_timestamp if update.state_timestamp is not None else now
+            changes.append(StateChange(job_id, row.state, stored, timestamp, data))
+        else:
+            values.pop("state", None)
+        keys.update(values)
+        values["id"] = job_id
+        payload.append(values)
+
+    db.execute(text(_update_statement(keys)), {"payload": json.dumps(payload), "now": now})
+    if stage_out:
+        db.execute(
+            text(
+                "UPDATE transfer_items SET state = 'pending' WHERE job_id = ANY(:ids) AND direction = 'out'"
+                " AND state = 'awaiting_job'"
+            ),
+            {"ids": sorted(stage_out)},
+        )
+    events = insert_events(db, changes)
+    finished = [c.job_id for c in changes if c.to_state == JobState.JOB_FINISHED]
+    events += release_children(db, finished, now)
+    return len(ids), events
+
+
+_UPDATABLE = frozenset(_CASTS) - {"session_id"}
+
+
+def _check_read_only(job_id: int, update: JobUpdate, row: Any) -> None:
+    sent = update.model_fields_set
+    if "app_id" in sent and update.app_id != row.app_id:
+        raise BadRequest(f"Job {job_id}: app_id is read-only and cannot be changed")
+    if "parent_ids" in sent and not _same_ids(update.parent_ids, row.parent_ids):
+        raise BadRequest(f"Job {job_id}: parent_ids is read-only and cannot be changed")
+    if "session_id" in sent and update.session_id != row.session_id:
+        raise BadRequest(f"Job {job_id}: session_id is read-only (set by session acquire)")
+    if "transfers" in sent and update.transfers:
+        raise BadRequest(f"Job {job_id}: transfers are read-only after creation; update /transfers/ instead")
+
+
+def bulk_patch(db: Session, owner_id: int, items: Sequence[tuple[int, JobUpdate]]) -> tuple[int, list[dict[str, Any]]]:
+    if len(items) > MAX_ITEMS_PER_BULK_OP:
+        raise BadRequest(TOO_MANY_UPDATE)
+    if len({job_id for job_id, _ in items}) != len(items):
+        raise BadRequest(DUPLICATE_IDS)
+    return apply_updates(db, owner_id, items)
+
+
+def update_by_query(db: Session, owner_id: int, f: JobFilters, update: JobUpdate) -> tuple[int, list[dict[str, Any]]]:
+    """`PUT /jobs/?filters`: the 5000 cap is checked with a plain count before any row is locked."""
+    if count(db, owner_id, f) > MAX_ITEMS_PER_BULK_OP:
+        raise BadRequest(TOO_MANY_UPDATE)
+    ids = list(db.scalars(select(Job.id).where(*conditions(owner_id, f)).order_by(Job.id)))
+    if len(ids) > MAX_ITEMS_PER_BULK_OP:  # rows inserted since the count
+        raise BadRequest(TOO_MANY_UPDATE)
+    return apply_updates(db, owner_id, [(job_id, update) for job_id in ids])
+
+
+# ---------------------------------------------------------------------------------------------- delete
+
+
+def delete_one(db: Session, owner_id: int, job_id: int) -> list[dict[str, Any]]:
+    """Delete one job; a job held by a session is kept and the caller gets a 409 saying so (spec §12.5)."""
+    row = db.execute(
+        select(Job.id, Job.session_id).where(Job.id == job_id, owned_condition(owner_id)).with_for_update()
+    ).first()
+    if row is None:
+        raise NotFound()
+    if row.session_id is not None:
+        raise BadRequest(
+            f"Job {job_id} is held by session {row.session_id} and was not deleted; retry once it is released",
+            409,
+        )
+    db.execute(text("DELETE FROM jobs WHERE id = :id"), {"id": job_id})
+    return release_children(db, [job_id], utcnow())
+
+
+def delete_by_query(db: Session, owner_id: int, f: JobFilters) -> tuple[list[int], list[dict[str, Any]]]:
+    """Delete matching jobs not held by a session nor row-locked (those are skipped, spec §5.2).
+
+    Returns (deleted ids, events of released children). Children whose parents are now all finished or
+    deleted are released.
+    """
+    locked = select(Job.id).where(*conditions(owner_id, f), Job.session_id.is_(None)).order_by(Job.id)
+    ids = list(db.scalars(locked.with_for_update(skip_locked=True)))
+    if not ids:
+        return [], []
+    db.execute(text("DELETE FROM jobs WHERE id = ANY(:ids)"), {"ids": ids})
+    return ids, release_children(db, ids, utcnow())
