@@ -40,7 +40,6 @@ pkgs.testers.runNixOSTest {
       ];
 
       virtualisation.memorySize = 2048;
-      system.stateVersion = "26.05";
     };
 
   testScript = ''
