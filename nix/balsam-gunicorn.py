@@ -9,8 +9,9 @@ passed to gunicorn; `-c/--config FILE` replaces the shipped configuration.
 import sys
 from pathlib import Path
 
-import balsam.server
 from gunicorn.app.wsgiapp import run
+
+import balsam.server
 
 APP = "balsam.server.main:app"
 CONFIG = Path(balsam.server.__file__).parent / "gunicorn.conf.example.py"

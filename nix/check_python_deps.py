@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     # 2. name mappings (e.g. psycopg2-binary -> psycopg2)
     for pypi, nix in sorted(pypi_to_nix.items()):
         report.check(
-            pypi in py_runtime or any(pypi in [requirement_name(s) for s in g] for g in project.get("optional-dependencies", {}).values()),
+            pypi in py_runtime
+            or any(pypi in [requirement_name(s) for s in g] for g in project.get("optional-dependencies", {}).values()),
             f"mapping {pypi} -> {nix} refers to a pyproject dependency",
             f"{pypi} is not in pyproject.toml (stale mapping)",
         )
