@@ -1,5 +1,81 @@
-"""Routes for this resource are added by the issue that implements it; the router is mounted already."""
+"""`/sessions/` routes (spec §8): leases, acquire, tick and delete.
 
-from fastapi import APIRouter
+There is deliberately no `GET /sessions/{id}` (it answers 405); clients use `GET /sessions/?id=`.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from balsam.server.api.deps import CurrentUser, DbDep, PublisherDep, SettingsDep
+from balsam.server.api.errors import NotFound
+from balsam.server.crud import sessions
+from balsam.server.pubsub import Publisher, publish_events
+from balsam.server.schemas.common import Id, Page
+from balsam.server.schemas.jobs import JobOut
+from balsam.server.schemas.sessions import SessionAcquire, SessionCreate, SessionOut
+
+router = APIRouter(prefix="/sessions", tags=["sessions"])
+
+
+def publish_expiry(publisher: Publisher, result: sessions.ExpiryResult) -> None:
+    """After the commit: the RUN_TIMEOUT events of ended leases, one message per affected user."""
+    for owner_id, events in result.events_by_owner.items():
+        publish_events(publisher, owner_id, events)
+
+
+@router.get("/", response_model=Page[SessionOut])
+def list_sessions(user: CurrentUser, db: DbDep, id: Annotated[list[Id] | None, Query()] = None) -> Page[SessionOut]:
+    rows = sessions.list_owned(db, user.id, id)
+    return Page[SessionOut](count=len(rows), results=[SessionOut.model_validate(r) for r in rows])
+
+
+@router.post("/", response_model=SessionOut, status_code=status.HTTP_201_CREATED)
+def create_session(body: SessionCreate, user: CurrentUser, db: DbDep) -> SessionOut:
+    with db.begin():
+        return SessionOut.model_validate(sessions.create(db, user.id, body))
+
+
+@router.post(
+    "/{session_id}",
+    response_model=list[JobOut],
+    responses={200: {"description": "The acquired jobs, with session_id and batch_job_id set"}},
+)
+def acquire_jobs(
+    session_id: Id,
+    body: SessionAcquire,
+    user: CurrentUser,
+    db: DbDep,
+    settings: SettingsDep,
+    publisher: PublisherDep,
+) -> Response:
+    now = sessions.utcnow()
+    with db.begin():
+        outcome = sessions.acquire(db, user.id, session_id, body, now, settings.session_expiry_seconds)
+    if outcome.expired is not None:
+        publish_expiry(publisher, outcome.expired)
+        raise NotFound()
+    # The JSON is built by PostgreSQL (crud.job_json); skip re-validating it through JobOut.
+    return Response(content=outcome.jobs_json, media_type="application/json")
+
+
+@router.put("/{session_id}", response_model=None)
+def tick_session(session_id: Id, user: CurrentUser, db: DbDep, settings: SettingsDep, publisher: PublisherDep) -> None:
+    now = sessions.utcnow()
+    with db.begin():
+        outcome = sessions.tick(db, user.id, session_id, now, settings.session_expiry_seconds)
+    if outcome.expired is not None:
+        publish_expiry(publisher, outcome.expired)
+        raise NotFound()
+    return None
+
+
+@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def delete_session(session_id: Id, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> Response:
+    with db.begin():
+        result = sessions.delete_owned(db, user.id, session_id, sessions.utcnow())
+    publish_expiry(publisher, result)
+    publisher.publish(user.id, "delete", "session", {"id": session_id})
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

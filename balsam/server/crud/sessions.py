@@ -1,0 +1,319 @@
+"""Sessions: leases on jobs, acquisition and expiry (spec §8, §12.15, §12.16, §14.6, §14.7).
+
+Lock order, everywhere: the session row(s) first, then job rows in id order. Acquire never waits on a job
+row (SKIP LOCKED); expiry waits only on the rows of the sessions it holds.
+
+`expire_sessions` is the one code path that ends a lease: `DELETE /sessions/{id}`, the background sweeper
+(balsam.server.sweeper) and a tick or acquire that finds its own session already expired all use it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Float, Integer, Row, Table, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session as DbSession
+
+from balsam.server.api.errors import BadRequest, NotFound
+from balsam.server.crud.job_json import bigint_array, job_json_column, json_array
+from balsam.server.db.tables import App, BatchJob, Job, Session, Site
+from balsam.server.schemas.jobs import JobState
+from balsam.server.schemas.sessions import SORT_LONG_LARGE_FIRST, SessionAcquire, SessionCreate
+
+EXPIRED_MESSAGE = "Session expired: job was stuck in RUNNING state"
+FINISHED_BATCH_JOB_STATE = "finished"
+# Running sums of float footprints (num_nodes / node_packing_count) get this much slack against the cap.
+_FOOTPRINT_EPSILON = 1e-9
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass
+class ExpiryResult:
+    """What ending some leases did: the sessions removed and the RUN_TIMEOUT events, per site owner."""
+
+    session_ids: list[int] = field(default_factory=list)
+    events_by_owner: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def merge(self, other: ExpiryResult) -> None:
+        self.session_ids.extend(other.session_ids)
+        for owner, events in other.events_by_owner.items():
+            self.events_by_owner.setdefault(owner, []).extend(events)
+
+    @property
+    def event_count(self) -> int:
+        return sum(len(events) for events in self.events_by_owner.values())
+
+
+@dataclass
+class LeaseOutcome:
+    """Result of a tick or acquire. `expired` is set when the session had already expired (the caller
+    commits, publishes the events and answers 404); otherwise `jobs_json` holds the acquired jobs."""
+
+    expired: ExpiryResult | None = None
+    jobs_json: str = "[]"
+
+
+def _int_array(values: Sequence[int]) -> Any:
+    return bindparam("session_ids", list(values), type_=ARRAY(Integer))
+
+
+# --------------------------------------------------------------------------------------------------
+# Create, list
+
+
+def create(db: DbSession, owner_id: int, body: SessionCreate) -> Session:
+    # FOR KEY SHARE: a concurrent delete of the site or batch job cannot slip between check and insert.
+    site = db.execute(
+        select(Site.id).where(Site.id == body.site_id, Site.owner_id == owner_id).with_for_update(key_share=True)
+    ).first()
+    if site is None:
+        raise BadRequest(f"No site with ID {body.site_id}")
+    if body.batch_job_id is not None:
+        batch_job = db.execute(
+            select(BatchJob.id)
+            .where(BatchJob.id == body.batch_job_id, BatchJob.site_id == body.site_id)
+            .with_for_update(key_share=True)
+        ).first()
+        if batch_job is None:
+            raise BadRequest(f"No batch_job with id {body.batch_job_id}")
+    row = db.execute(
+        insert(Session)
+        .values(site_id=body.site_id, batch_job_id=body.batch_job_id, heartbeat=utcnow())
+        .returning(Session)
+    ).scalar_one()
+    return row
+
+
+def list_owned(db: DbSession, owner_id: int, ids: list[int] | None) -> list[Session]:
+    query = select(Session).join(Site, Session.site_id == Site.id).where(Site.owner_id == owner_id)
+    if ids:
+        query = query.where(Session.id.in_(ids))
+    return list(db.scalars(query.order_by(Session.id)))
+
+
+# --------------------------------------------------------------------------------------------------
+# Expiry: the one code path shared by DELETE, the sweeper, and tick/acquire on an expired session
+
+_TIME_OUT_RUNNING = text(
+    """
+    WITH running AS (
+        SELECT id FROM jobs
+        WHERE session_id = ANY(:session_ids) AND state = :running
+        ORDER BY id
+        FOR UPDATE
+    ), timed_out AS (
+        UPDATE jobs SET state = :timeout, session_id = NULL, last_update = :now
+        FROM running WHERE jobs.id = running.id
+        RETURNING jobs.id, jobs.app_id
+    ), events AS (
+        INSERT INTO log_events (job_id, timestamp, from_state, to_state, data)
+        SELECT id, :now, :running, :timeout, CAST(:data AS jsonb) FROM timed_out
+        RETURNING id, job_id, timestamp, from_state, to_state, data
+    )
+    SELECT sites.owner_id, events.id, events.job_id, events.timestamp, events.from_state, events.to_state,
+           events.data
+    FROM events
+    JOIN timed_out ON timed_out.id = events.job_id
+    JOIN apps ON apps.id = timed_out.app_id
+    JOIN sites ON sites.id = apps.site_id
+    ORDER BY events.job_id
+    """
+)
+
+_RELEASE_HELD = text(
+    """
+    UPDATE jobs SET session_id = NULL
+    WHERE id IN (SELECT id FROM jobs WHERE session_id = ANY(:session_ids) ORDER BY id FOR UPDATE)
+    """
+)
+
+
+def expire_sessions(db: DbSession, session_ids: Sequence[int], now: datetime) -> ExpiryResult:
+    """End these leases; the caller holds their session rows locked (FOR UPDATE).
+
+    (a) RUNNING jobs go to RUN_TIMEOUT with an event, which also releases them; (b) every other job the
+    sessions held is released and keeps its state; (c) the sessions are deleted.
+    """
+    result = ExpiryResult()
+    if not session_ids:
+        return result
+    ids = sorted(set(session_ids))
+    rows = db.execute(
+        _TIME_OUT_RUNNING.bindparams(_int_array(ids)),
+        {
+            "running": JobState.RUNNING.value,
+            "timeout": JobState.RUN_TIMEOUT.value,
+            "now": now,
+            "data": json.dumps({"message": EXPIRED_MESSAGE}),
+        },
+    ).all()
+    by_owner: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_owner[row.owner_id].append(
+            {
+                "id": row.id,
+                "job_id": row.job_id,
+                "timestamp": row.timestamp,
+                "from_state": row.from_state,
+                "to_state": row.to_state,
+                "data": row.data,
+            }
+        )
+    db.execute(_RELEASE_HELD.bindparams(_int_array(ids)))
+    deleted = db.scalars(delete(Session).where(Session.id.in_(ids)).returning(Session.id)).all()
+    result.session_ids = sorted(deleted)
+    result.events_by_owner = dict(by_owner)
+    return result
+
+
+def expired_condition(now: datetime, expiry_seconds: float) -> Any:
+    """SQL: the session's heartbeat is too old, or its batch job has finished (join BatchJob outer)."""
+    return or_(
+        Session.heartbeat <= now - timedelta(seconds=expiry_seconds),
+        BatchJob.state == FINISHED_BATCH_JOB_STATE,
+    )
+
+
+def _lock_owned(db: DbSession, owner_id: int, session_id: int, now: datetime, expiry_seconds: float) -> Row[Any]:
+    """Lock the caller's session row (or 404) and report whether its lease has run out."""
+    row = db.execute(
+        select(
+            Session.id,
+            Session.site_id,
+            Session.batch_job_id,
+            expired_condition(now, expiry_seconds).label("expired"),
+        )
+        .join(Site, Session.site_id == Site.id)
+        .outerjoin(BatchJob, Session.batch_job_id == BatchJob.id)
+        .where(Session.id == session_id, Site.owner_id == owner_id)
+        .with_for_update(of=Session)
+    ).first()
+    if row is None:
+        raise NotFound()
+    return row
+
+
+def delete_owned(db: DbSession, owner_id: int, session_id: int, now: datetime) -> ExpiryResult:
+    row = db.execute(
+        select(Session.id)
+        .join(Site, Session.site_id == Site.id)
+        .where(Session.id == session_id, Site.owner_id == owner_id)
+        .with_for_update(of=Session)
+    ).first()
+    if row is None:
+        raise NotFound()
+    return expire_sessions(db, [row.id], now)
+
+
+def tick(db: DbSession, owner_id: int, session_id: int, now: datetime, expiry_seconds: float) -> LeaseOutcome:
+    session = _lock_owned(db, owner_id, session_id, now, expiry_seconds)
+    if session.expired:
+        return LeaseOutcome(expired=expire_sessions(db, [session.id], now))
+    db.execute(update(Session).where(Session.id == session.id).values(heartbeat=now))
+    return LeaseOutcome()
+
+
+# --------------------------------------------------------------------------------------------------
+# Acquire
+
+
+def acquire(
+    db: DbSession, owner_id: int, session_id: int, spec: SessionAcquire, now: datetime, expiry_seconds: float
+) -> LeaseOutcome:
+    """Lock and hand out jobs to the session (spec §8 steps 1-5), set-based, in the caller's transaction."""
+    session = _lock_owned(db, owner_id, session_id, now, expiry_seconds)
+    if session.expired:
+        return LeaseOutcome(expired=expire_sessions(db, [session.id], now))
+    db.execute(update(Session).where(Session.id == session.id).values(heartbeat=now))
+
+    app_query = select(App.id).where(App.site_id == session.site_id)
+    if spec.app_ids:
+        app_query = app_query.where(App.id == func.any(bigint_array(spec.app_ids)))
+    app_ids = list(db.scalars(app_query))
+    if not app_ids or not spec.states:
+        return LeaseOutcome()
+
+    jobs = cast(Table, Job.__table__)
+    conditions: list[Any] = [
+        jobs.c.app_id == func.any(bigint_array(app_ids)),
+        jobs.c.session_id.is_(None),
+        jobs.c.state == func.any(bindparam("states", [s.value for s in spec.states], type_=ARRAY(jobs.c.state.type))),
+    ]
+    if spec.filter_tags:
+        conditions.append(jobs.c.tags.contains(spec.filter_tags))
+    if spec.max_wall_time_min:  # null or 0 means no limit (spec §14.6)
+        conditions.append(jobs.c.wall_time_min <= spec.max_wall_time_min)
+    if spec.max_nodes_per_job:
+        conditions.append(jobs.c.num_nodes <= spec.max_nodes_per_job)
+    if spec.serial_only:
+        conditions.extend([jobs.c.num_nodes == 1, jobs.c.ranks_per_node == 1])
+
+    mpi = spec.max_aggregate_nodes is not None
+    order: list[Any]
+    if not mpi:
+        order = [jobs.c.id]
+    elif spec.sort_by == SORT_LONG_LARGE_FIRST:
+        order = [jobs.c.wall_time_min.desc(), jobs.c.num_nodes.desc(), jobs.c.node_packing_count.desc(), jobs.c.id]
+    else:
+        order = [jobs.c.num_nodes, jobs.c.node_packing_count.desc(), jobs.c.wall_time_min.desc(), jobs.c.id]
+
+    # Node footprint of one job; GREATEST/NULLIF keep a bad row from breaking anyone's acquire (§12.8).
+    footprint = func.greatest(jobs.c.num_nodes, 0).cast(Float) / func.coalesce(
+        func.nullif(func.greatest(jobs.c.node_packing_count, 1), 0), 1
+    )
+    candidates = (
+        select(jobs.c.id, footprint.label("footprint"), *_sort_columns(jobs))
+        .where(*conditions)
+        .order_by(*order)
+        .limit(spec.max_num_jobs)
+        .with_for_update(of=jobs, skip_locked=True)
+        .cte("candidates")
+    )
+    if mpi:
+        cand_order = _cte_order(candidates, spec.sort_by == SORT_LONG_LARGE_FIRST)
+        running = (
+            select(
+                candidates.c.id,
+                func.sum(candidates.c.footprint).over(order_by=cand_order, rows=(None, 0)).label("running"),
+            )
+        ).subquery("running")
+        assert spec.max_aggregate_nodes is not None
+        kept: Any = (
+            select(running.c.id).where(running.c.running <= spec.max_aggregate_nodes + _FOOTPRINT_EPSILON).subquery()
+        )
+    else:
+        kept = select(candidates.c.id).subquery()
+
+    values: dict[str, Any] = {"session_id": session.id}
+    if session.batch_job_id is not None:
+        values["batch_job_id"] = session.batch_job_id
+    acquired = (
+        update(jobs)
+        .where(jobs.c.id == kept.c.id, jobs.c.session_id.is_(None))
+        .values(**values)
+        .returning(jobs.c.id, *_sort_columns(jobs), job_json_column(jobs).label("job"))
+        .cte("acquired")
+    )
+    reply_order = _cte_order(acquired, spec.sort_by == SORT_LONG_LARGE_FIRST) if mpi else [acquired.c.id]
+    rows = db.execute(select(acquired.c.job).order_by(*reply_order)).scalars().all()
+    return LeaseOutcome(jobs_json=json_array(rows))
+
+
+def _sort_columns(jobs: Any) -> list[Any]:
+    return [jobs.c.num_nodes, jobs.c.node_packing_count, jobs.c.wall_time_min]
+
+
+def _cte_order(cte: Any, long_large_first: bool) -> list[Any]:
+    c = cte.c
+    if long_large_first:
+        return [c.wall_time_min.desc(), c.num_nodes.desc(), c.node_packing_count.desc(), c.id]
+    return [c.num_nodes, c.node_packing_count.desc(), c.wall_time_min.desc(), c.id]
