@@ -11,14 +11,24 @@ Everything comes from the environment, so one file serves bare metal, Docker and
   GUNICORN_KEEPALIVE           keep-alive seconds (default 5)
   BALSAM_LOG_DIR               write gunicorn's access and error logs here (default: stdout/stderr)
 
-Zero-downtime reload: `kill -HUP <master pid>` makes gunicorn start a fresh set of workers, which re-import
-the application and re-read the environment and `.env`, before it gracefully stops the old ones. That works
-because `preload_app` is off: with preloading, HUP would reuse the code loaded in the master.
+Zero-downtime reload: `kill -HUP <master pid>` (`systemctl reload balsam`) replaces every worker and never
+drops a request. What makes it so:
+- The master owns the listening socket and keeps it open across the reload, so no connection is refused;
+  connections that arrive while workers are being replaced wait in the kernel backlog (`backlog`).
+- On HUP the master re-reads this file, forks a new set of workers, then sends the old ones SIGTERM. An old
+  worker stops accepting, finishes its in-flight requests (up to `graceful_timeout` seconds), answers them
+  with `Connection: close`, and exits.
+- `preload_app = False`: each new worker imports the application itself, so it runs the code now on disk and
+  builds its settings from the environment, `.env` (in the working directory), and secret files.
+- The master never imports the application: the settings check in the hooks below imports `balsam.*` and
+  then drops it from `sys.modules`, so a HUP after an upgrade cannot mix old and new Balsam modules.
+What HUP does not change: the master's own environment (a new `Environment=` or `EnvironmentFile=` needs a
+restart; put reloadable settings in `.env` or in the files named by `*_FILE`), the bind address, and code of
+gunicorn, uvicorn and the other libraries already loaded in the master (restart after upgrading those).
 """
 
 import os
-
-from balsam.server.conf import SettingsError, load_settings
+import sys
 
 _cpus = os.cpu_count() or 1
 
@@ -55,17 +65,36 @@ else:
     errorlog = "-"
 
 
+def _settings_problem() -> str | None:
+    """Validate the settings as a worker would; None when they are fine, else the one-line error.
+
+    Balsam's modules are imported for the check and then removed from `sys.modules`, so that workers forked
+    later import the code that is on disk then (see "Zero-downtime reload" above).
+    """
+    loaded = set(sys.modules)
+    try:
+        from balsam.server.conf import SettingsError, load_settings
+
+        try:
+            load_settings().validate_for_serving()
+        except SettingsError as exc:
+            return str(exc)
+        return None
+    finally:
+        for name in set(sys.modules) - loaded:
+            if name == "balsam" or name.startswith("balsam."):
+                del sys.modules[name]
+
+
 def on_starting(server: object) -> None:
     """Fail fast, in the master, with a one-line message when the settings are invalid."""
-    try:
-        load_settings().validate_for_serving()
-    except SettingsError as exc:
-        raise SystemExit(f"balsam: {exc}") from None
+    problem = _settings_problem()
+    if problem:
+        raise SystemExit(f"balsam: {problem}")
 
 
 def on_reload(server: object) -> None:
     # Re-validate on HUP so a broken config is reported before new workers start crash-looping.
-    try:
-        load_settings().validate_for_serving()
-    except SettingsError as exc:
-        print(f"balsam: reload with invalid settings: {exc}", flush=True)
+    problem = _settings_problem()
+    if problem:
+        print(f"balsam: reload with invalid settings: {problem}", flush=True)
