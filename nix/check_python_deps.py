@@ -62,7 +62,7 @@ def load_nix_deps(path: Path) -> dict:
     if exe is None:
         raise SystemExit("FAIL nix-instantiate not found (install nix-bin)")
     out = subprocess.run(
-        [exe, "--readonly-mode", "--eval", "--strict", "--json", str(path)],
+        [exe, "--store", "dummy://", "--readonly-mode", "--eval", "--strict", "--json", str(path)],
         check=True,
         capture_output=True,
         text=True,
