@@ -1,0 +1,84 @@
+"""Batch job bodies (spec §7, §14.2, §14.4)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+
+from balsam.server.schemas.common import (
+    Id,
+    InputModel,
+    NaiveUTC,
+    NonNegInt32,
+    OutputModel,
+    PosInt32,
+    Str,
+    StrDict,
+)
+
+BatchJobState = Literal["pending_submission", "queued", "running", "finished", "submit_failed", "pending_deletion"]
+JobMode = Literal["serial", "mpi"]
+SchedulerId = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+class BatchJobPartition(InputModel):
+    job_mode: JobMode
+    num_nodes: PosInt32
+    filter_tags: StrDict = Field(default_factory=dict)
+
+
+class BatchJobCreate(InputModel):
+    site_id: Id
+    project: Annotated[Str, Field(max_length=1024)]
+    queue: Annotated[Str, Field(max_length=1024)]
+    num_nodes: PosInt32
+    wall_time_min: NonNegInt32
+    job_mode: JobMode
+    optional_params: StrDict = Field(default_factory=dict)
+    filter_tags: StrDict = Field(default_factory=dict)
+    partitions: list[BatchJobPartition] | None = None
+
+
+class BatchJobUpdate(InputModel):
+    """Only the keys present are applied. Everything else about a batch job is fixed at creation."""
+
+    scheduler_id: SchedulerId | None = None
+    state: BatchJobState | None = None
+    status_info: StrDict | None = None
+    start_time: NaiveUTC | None = None
+    end_time: NaiveUTC | None = None
+
+    @field_validator("state", "status_info")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
+
+
+class BatchJobPatch(BatchJobUpdate):
+    id: Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+class BatchJobOut(OutputModel):
+    id: int
+    site_id: int
+    scheduler_id: int | None
+    project: str
+    queue: str
+    num_nodes: int
+    wall_time_min: int
+    job_mode: str
+    optional_params: dict[str, str]
+    filter_tags: dict[str, str]
+    partitions: list[BatchJobPartition] | None
+    state: str
+    status_info: dict[str, str]
+    start_time: NaiveUTC | None
+    end_time: NaiveUTC | None
+
+    @field_validator("optional_params", "filter_tags", "status_info", mode="before")
+    @classmethod
+    def _never_null(cls, value: Any) -> Any:
+        return {} if value is None else value

@@ -1,0 +1,49 @@
+"""Transfer item bodies (spec §6)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+
+from balsam.server.schemas.common import InputModel, JsonDict, OutputModel, Str
+
+TransferState = Literal["awaiting_job", "pending", "active", "inactive", "done", "error"]
+TransferDirection = Literal["in", "out"]
+
+
+class TransferItemUpdate(InputModel):
+    """PUT body / PATCH item: only the keys present are applied; `transfer_info` replaces the old value."""
+
+    state: TransferState | None = None
+    task_id: Annotated[Str, Field(max_length=4096)] | None = None
+    transfer_info: JsonDict | None = None
+
+    @field_validator("state", "task_id", "transfer_info")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
+
+
+class TransferItemPatch(TransferItemUpdate):
+    id: Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+class TransferItemOut(OutputModel):
+    id: int
+    job_id: int
+    direction: str
+    local_path: str
+    remote_path: str
+    location_alias: str
+    recursive: bool
+    state: str
+    task_id: str
+    transfer_info: dict[str, Any]
+
+    @field_validator("transfer_info", mode="before")
+    @classmethod
+    def _never_null(cls, value: Any) -> Any:
+        return {} if value is None else value
