@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -21,7 +23,10 @@ from balsam.server.api.routes import (
     transfers,
 )
 from balsam.server.conf import LoginMethod, Settings, get_settings, settings_as_json
+from balsam.server.db.engine import get_sessionmaker
 from balsam.server.logging_setup import configure_logging
+from balsam.server.pubsub import get_publisher
+from balsam.server.sweeper import SessionSweeper
 
 logger = logging.getLogger("balsam.server")
 
@@ -32,7 +37,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings)
     logger.info("Effective settings: %s", settings_as_json())
 
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Lease expiry runs in every worker; an advisory lock lets one sweep at a time (balsam.server.sweeper).
+        sweeper = SessionSweeper(
+            lambda: get_sessionmaker()(),
+            get_publisher,
+            expiry_seconds=settings.session_expiry_seconds,
+            interval=settings.session_sweep_interval_seconds,
+        )
+        sweeper.start()
+        try:
+            yield
+        finally:
+            await sweeper.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Balsam",
         version="0.1.0",
         description="Central REST service of the Balsam HPC workflow system.",

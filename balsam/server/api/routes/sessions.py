@@ -12,18 +12,12 @@ from fastapi import APIRouter, Query, Response, status
 from balsam.server.api.deps import CurrentUser, DbDep, PublisherDep, SettingsDep
 from balsam.server.api.errors import NotFound
 from balsam.server.crud import sessions
-from balsam.server.pubsub import Publisher, publish_events
 from balsam.server.schemas.common import Id, Page
 from balsam.server.schemas.jobs import JobOut
 from balsam.server.schemas.sessions import SessionAcquire, SessionCreate, SessionOut
+from balsam.server.sweeper import publish_expiry
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
-
-
-def publish_expiry(publisher: Publisher, result: sessions.ExpiryResult) -> None:
-    """After the commit: the RUN_TIMEOUT events of ended leases, one message per affected user."""
-    for owner_id, events in result.events_by_owner.items():
-        publish_events(publisher, owner_id, events)
 
 
 @router.get("/", response_model=Page[SessionOut])
