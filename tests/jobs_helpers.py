@@ -58,4 +58,4 @@ def events_of(client: TestClient, job_id: int) -> list[dict[str, Any]]:
     resp = client.get("/events/", params={"job_id": job_id, "ordering": "timestamp"})
     assert resp.status_code == 200, resp.text
     results: list[dict[str, Any]] = resp.json()["results"]
-    return results
+    return sorted(results, key=lambda e: e["id"])  # in the order written (timestamps may be the client's)

@@ -1,0 +1,109 @@
+"""Jobs (spec §5): bulk create, reads and filters, updates, deletes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi.testclient import TestClient
+
+from balsam.server.schemas.jobs import JOB_OUT_FIELDS
+from tests.jobs_helpers import create_jobs, get_job, job_spec, make_site_app, patch
+
+
+def test_bulk_create_shapes_and_initial_states(make_user: Callable[[str], TestClient]) -> None:
+    alice = make_user("alice")
+    _site_id, app_id = make_site_app(alice)
+    specs = [
+        job_spec(app_id, "plain", tags={"exp": "a", "n": 1}, num_nodes=2, gpus_per_rank=0.5),
+        job_spec(app_id, "staged", transfers={"input": {"location_alias": "laptop", "path": "/d/in.dat"}}),
+        job_spec(app_id, "outonly", transfers={"output": {"location_alias": "archive", "path": "/d/out"}}),
+    ]
+    created = create_jobs(alice, specs)
+    assert [j["workdir"] for j in created] == ["plain", "staged", "outonly"]
+    assert [j["state"] for j in created] == ["STAGED_IN", "READY", "STAGED_IN"]
+    assert set(created[0]) == set(JOB_OUT_FIELDS) - {"session_id"}
+    assert created[0]["tags"] == {"exp": "a", "n": "1"} and created[0]["num_nodes"] == 2
+    assert created[0]["pending_file_cleanup"] is True and created[0]["batch_job_id"] is None
+    assert "+" not in created[0]["last_update"]
+    fetched = get_job(alice, created[0]["id"])
+    assert set(fetched) == set(JOB_OUT_FIELDS) and fetched["session_id"] is None
+    assert fetched["last_update"] == created[0]["last_update"]
+    child = create_jobs(alice, [job_spec(app_id, "child", parent_ids=[created[1]["id"], created[0]["id"]])])[0]
+    assert child["state"] == "AWAITING_PARENTS" and child["parent_ids"] == sorted([created[0]["id"], created[1]["id"]])
+    transfers = alice.get("/transfers/", params={"job_id": created[1]["id"]}).json()["results"]
+    assert [(t["direction"], t["state"], t["local_path"], t["remote_path"]) for t in transfers] == [
+        ("in", "pending", "in.dat", "/d/in.dat")
+    ]
+    assert alice.post("/jobs/", json=[]).json() == []
+    patch(alice, [{"id": created[0]["id"], "state": "PREPROCESSED"}])
+
+
+def test_bulk_create_errors_are_all_or_nothing(make_user: Callable[[str], TestClient]) -> None:
+    alice, bob = make_user("alice"), make_user("bob")
+    _site, app_id = make_site_app(alice)
+    _bsite, bob_app = make_site_app(bob)
+    too_many = [job_spec(app_id, f"w{i}") for i in range(5001)]
+    resp = alice.post("/jobs/", json=too_many)
+    assert resp.status_code == 400 and "more than 5000" in resp.json()["detail"]
+    assert alice.get("/jobs/", params={"limit": 0}).json() == {"count": 0, "results": []}
+    assert alice.post("/jobs/", json=[job_spec(bob_app, "x")]).status_code == 404
+    assert alice.post("/jobs/", json=[job_spec(app_id, "x", parent_ids=[999])]).status_code == 404
+    dup = alice.post("/jobs/", json=[job_spec(app_id, "same"), job_spec(app_id, "same")])
+    assert dup.status_code == 400 and "unique" in dup.json()["detail"]
+    bad_slot = alice.post(
+        "/jobs/", json=[job_spec(app_id, "a", transfers={"nope": {"location_alias": "laptop", "path": "/x"}})]
+    )
+    assert bad_slot.status_code == 400 and bad_slot.json()["detail"] == "App sim has no Transfer slot named nope"
+    bad_alias = alice.post(
+        "/jobs/", json=[job_spec(app_id, "a", transfers={"input": {"location_alias": "zz", "path": "/x"}})]
+    )
+    assert bad_alias.status_code == 400 and bad_alias.json()["detail"] == "Site has no Transfer URL named zz"
+    # One bad item among good ones: nothing is created.
+    assert alice.post("/jobs/", json=[job_spec(app_id, "ok"), job_spec(bob_app, "bad")]).status_code == 404
+    assert alice.get("/jobs/", params={"limit": 0}).json()["count"] == 0
+    assert alice.get("/events/").json()["count"] == 0
+
+
+def test_malformed_bodies_get_4xx(make_user: Callable[[str], TestClient]) -> None:
+    alice = make_user("alice")
+    _site, app_id = make_site_app(alice)
+    job = create_jobs(alice, [job_spec(app_id, "w")])[0]
+    bad_creates: list[object] = [
+        {"app_id": app_id, "workdir": "w"},  # not a list
+        [{"app_id": app_id}],
+        [job_spec(app_id, "/abs")],
+        [job_spec(app_id, "w\u0000")],
+        [job_spec(app_id, "w", tags={"k": "v\u0000"})],
+        [job_spec(app_id, "w", tags={"k": {"nested": 1}})],
+        [job_spec(app_id, "w", num_nodes=0)],
+        [job_spec(app_id, "w", node_packing_count=0)],
+        [job_spec(app_id, "w", wall_time_min=-1)],
+        [job_spec(app_id, "w", return_code=2**40)],
+        [job_spec(app_id, "w", num_nodes="many")],
+        [job_spec(app_id, "w", serialized_parameters="x" * 512001)],
+        [job_spec(app_id, "w", data={"k": "\u0000"})],
+        [job_spec(2**70, "w")],
+        [job_spec(app_id, "w", transfers={"input": {"location_alias": "laptop", "path": "rel"}})],
+    ]
+    for body in bad_creates:
+        resp = alice.post("/jobs/", json=body)
+        assert resp.status_code == 422, (body, resp.status_code, resp.text)
+    assert alice.post("/jobs/", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+    assert alice.post("/jobs/", content=b"").status_code == 422
+    for item in [
+        {"id": job["id"], "state": "NOPE"},
+        {"id": job["id"], "num_nodes": 0},
+        {"id": job["id"], "return_code": 2**31},
+        {"id": job["id"], "workdir": None},
+        {"id": job["id"], "data": "str"},
+        {"id": "abc"},
+        {"state": "FAILED"},
+    ]:
+        assert alice.patch("/jobs/", json=[item]).status_code == 422, item
+    assert alice.patch("/jobs/", json={"id": job["id"]}).status_code == 422
+    assert alice.put(f"/jobs/{job['id']}", json={"num_nodes": -3}).status_code == 422
+    assert alice.put(f"/jobs/{job['id']}", json=[1, 2]).status_code == 422
+    assert alice.get("/jobs/", params={"state": "BOGUS"}).status_code == 422
+    assert alice.get("/jobs/", params={"app_id": "x"}).status_code == 422
+    assert alice.get("/jobs/", params={"ordering": "secret"}).status_code == 422
+    assert get_job(alice, job["id"])["num_nodes"] == 1
