@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
 
 from balsam.server.schemas.jobs import JOB_OUT_FIELDS
 from tests.jobs_helpers import create_jobs, get_job, job_spec, make_site_app, patch
@@ -107,3 +108,76 @@ def test_malformed_bodies_get_4xx(make_user: Callable[[str], TestClient]) -> Non
     assert alice.get("/jobs/", params={"app_id": "x"}).status_code == 422
     assert alice.get("/jobs/", params={"ordering": "secret"}).status_code == 422
     assert get_job(alice, job["id"])["num_nodes"] == 1
+
+
+def test_job_filters_ordering_and_paging(make_user: Callable[[str], TestClient]) -> None:
+    alice, bob = make_user("alice"), make_user("bob")
+    site_id, app_id = make_site_app(alice)
+    site2, app2 = make_site_app(alice, "other")
+    make_site_app(bob)
+    jobs = create_jobs(alice, [job_spec(app_id, f"run_{i}", tags={"g": str(i % 2), "x": "y"}) for i in range(5)])
+    (child,) = create_jobs(alice, [job_spec(app2, "child%", parent_ids=[jobs[0]["id"]])])
+    patch(alice, [{"id": jobs[1]["id"], "state": "PREPROCESSED", "pending_file_cleanup": False}])
+
+    def ids(**params: object) -> list[int]:
+        resp = alice.get("/jobs/", params=params)  # type: ignore[arg-type]
+        assert resp.status_code == 200, resp.text
+        return [j["id"] for j in resp.json()["results"]]
+
+    all_ids = [j["id"] for j in jobs] + [child["id"]]
+    assert ids() == all_ids
+    assert ids(id=[jobs[2]["id"], jobs[3]["id"]]) == [jobs[2]["id"], jobs[3]["id"]]
+    assert ids(parent_id=jobs[0]["id"]) == [child["id"]]
+    assert ids(app_id=app2) == [child["id"]]
+    assert ids(app_id=0) == []
+    assert ids(site_id=site2) == [child["id"]]
+    assert ids(site_id=[site_id, site2]) == all_ids
+    assert ids(state="AWAITING_PARENTS") == [child["id"]]
+    assert ids(state__ne="STAGED_IN") == [jobs[1]["id"], child["id"]]
+    assert ids(tags=["g:1", "x:y"]) == [jobs[1]["id"], jobs[3]["id"]]
+    assert ids(tags="nocolon") == all_ids
+    assert ids(workdir__contains="%") == [child["id"]]
+    assert ids(workdir__contains="run_") == [j["id"] for j in jobs]
+    assert ids(pending_file_cleanup=False) == [jobs[1]["id"]]
+    assert len(ids(pending_file_cleanup="True")) == 5
+    assert ids(last_update_after="2999-01-01") == []
+    assert ids(last_update_before="2999-01-01 00:00:00") == all_ids
+    assert ids(batch_job_id=0) == []
+    assert ids(ordering="-id") == list(reversed(all_ids))
+    assert ids(ordering="-last_update")[0] == jobs[1]["id"]
+    assert ids(ordering="workdir")[-1] == jobs[4]["id"]
+    page = alice.get("/jobs/", params={"limit": 2, "offset": 1}).json()
+    assert page["count"] == 6 and [j["id"] for j in page["results"]] == all_ids[1:3]
+    assert alice.get("/jobs/", params={"limit": 0}).json() == {"count": 6, "results": []}
+    assert bob.get("/jobs/").json()["count"] == 0
+    assert bob.get(f"/jobs/{jobs[0]['id']}").status_code == 404
+    assert bob.patch("/jobs/", json=[{"id": jobs[0]["id"], "workdir": "x"}]).status_code == 400
+
+
+def test_deletes(make_user: Callable[[str], TestClient], engine: Engine) -> None:
+    alice, bob = make_user("alice"), make_user("bob")
+    _site, app_id = make_site_app(alice)
+    jobs = create_jobs(
+        alice,
+        [
+            job_spec(app_id, f"w{i}", tags={"d": "1"}, transfers={"input": {"location_alias": "laptop", "path": "/i"}})
+            for i in range(4)
+        ],
+    )
+    held = jobs[0]["id"]
+    with engine.begin() as conn:
+        sid = conn.execute(
+            text("INSERT INTO sessions (site_id) SELECT site_id FROM apps LIMIT 1 RETURNING id")
+        ).scalar()
+        conn.execute(text("UPDATE jobs SET session_id = :s WHERE id = :j"), {"s": sid, "j": held})
+    resp = alice.delete(f"/jobs/{held}")
+    assert resp.status_code == 409 and "held by session" in resp.json()["detail"]
+    assert bob.delete(f"/jobs/{jobs[1]['id']}").status_code == 404
+    resp = alice.delete(f"/jobs/{jobs[1]['id']}")
+    assert resp.status_code == 204 and resp.content == b""
+    assert alice.get(f"/jobs/{jobs[1]['id']}").status_code == 404
+    assert alice.get("/transfers/", params={"job_id": jobs[1]["id"]}).json()["count"] == 0
+    assert alice.get("/events/", params={"job_id": jobs[1]["id"]}).json()["count"] == 0
+    # Bulk delete skips the held job and answers 204.
+    assert alice.delete("/jobs/", params={"tags": "d:1"}).status_code == 204
+    assert [j["id"] for j in alice.get("/jobs/").json()["results"]] == [held]
