@@ -117,37 +117,37 @@ def test_token_of_deleted_user_stops_working(make_user: Callable[[str], TestClie
     assert alice.get("/sites/").status_code == 401
 
 
-def test_concurrent_registrations_give_one_201(client: TestClient) -> None:
+def _race(n: int, request: Callable[[], int]) -> list[int]:
+    """Fire `request` from n threads released at the same instant; return the sorted status codes."""
     statuses: list[int] = []
-    barrier = threading.Barrier(6)
+    barrier = threading.Barrier(n)
 
-    def register() -> None:
+    def run() -> None:
         barrier.wait()
-        statuses.append(client.post("/auth/password/register", json={"username": "race", "password": "x"}).status_code)
+        statuses.append(request())
 
-    threads = [threading.Thread(target=register) for _ in range(6)]
+    threads = [threading.Thread(target=run) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(statuses) == [201, 400, 400, 400, 400, 400]
+    return sorted(statuses)
+
+
+def test_concurrent_registrations_give_one_201(client: TestClient) -> None:
+    def register() -> int:
+        return client.post("/auth/password/register", json={"username": "race", "password": "x"}).status_code
+
+    assert _race(6, register) == [201, 400, 400, 400, 400, 400]
 
 
 def test_concurrent_site_creation_gives_one_201(make_user: Callable[[str], TestClient]) -> None:
     alice = make_user("alice")
-    statuses: list[int] = []
-    barrier = threading.Barrier(6)
 
-    def create() -> None:
-        barrier.wait()
-        statuses.append(alice.post("/sites/", json={"name": "same", "path": "/p"}).status_code)
+    def create() -> int:
+        return alice.post("/sites/", json={"name": "same", "path": "/p"}).status_code
 
-    threads = [threading.Thread(target=create) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(statuses) == [201, 400, 400, 400, 400, 400]
+    assert _race(6, create) == [201, 400, 400, 400, 400, 400]
 
 
 # --- OAuth -------------------------------------------------------------------------------------------
