@@ -1,0 +1,168 @@
+"""Job throughput benchmark against a real gunicorn over HTTP (not run by CI).
+
+    .venv/bin/python bench/bench_jobs.py [--jobs 10000] [--chunk 5000] [--workers 2] [--repeat 3]
+
+Starts PostgreSQL (embedded, in a temp dir) unless BALSAM_DATABASE_URL is set, migrates, starts gunicorn with
+the example config, registers a user, creates a site and an app, then with raw httpx requests:
+creates the jobs in requests of `--chunk`, lists them all in one request, and bulk-PATCHes their states
+(heterogeneous items, in requests of `--chunk`). Prints jobs/s per step. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from balsam.server.db.migrate import upgrade  # noqa: E402
+from tests.serving import gunicorn  # noqa: E402
+
+
+@contextmanager
+def database(workdir: Path) -> Iterator[str]:
+    url = os.environ.get("BALSAM_DATABASE_URL")
+    if url:
+        yield url
+        return
+    import psycopg2
+
+    from balsam.server.embedded.postgres import PostgresServer
+
+    server = PostgresServer(workdir / "pg", port=int(os.environ.get("BENCH_PG_PORT", "0")) or _free_port())
+    server.start()
+    try:
+        conn = psycopg2.connect(host=str(server.socket_dir), port=server.port, user=server.superuser, dbname="postgres")
+        conn.autocommit = True
+        conn.cursor().execute("CREATE DATABASE balsam_bench")
+        conn.close()
+        yield server.url("balsam_bench")
+    finally:
+        server.stop(mode="fast")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def timed(label: str, n: int, fn: object) -> float:
+    assert callable(fn)
+    start = time.perf_counter()
+    fn()
+    elapsed = time.perf_counter() - start
+    print(f"  {label:<34} {n:>6} jobs in {elapsed:7.3f} s = {n / elapsed:>9,.0f} jobs/s", flush=True)
+    return elapsed
+
+
+def run_round(http: httpx.Client, app_id: int, n_jobs: int, chunk: int, tag: str) -> dict[str, float]:
+    results: dict[str, float] = {}
+    ids: list[int] = []
+
+    def create() -> None:
+        for start in range(0, n_jobs, chunk):
+            body = [
+                {
+                    "app_id": app_id,
+                    "workdir": f"{tag}/job{i}",
+                    "tags": {"round": tag, "i": str(i % 10)},
+                    "serialized_parameters": "x" * 64,
+                    "num_nodes": 1,
+                }
+                for i in range(start, min(start + chunk, n_jobs))
+            ]
+            resp = http.post("/jobs/", content=json.dumps(body), headers={"content-type": "application/json"})
+            resp.raise_for_status()
+            ids.extend(j["id"] for j in resp.json())
+
+    results["create"] = timed(f"create ({chunk}/request)", n_jobs, create)
+    listed: list[int] = []
+
+    def list_all() -> None:
+        resp = http.get("/jobs/", params={"tags": f"round:{tag}", "limit": n_jobs})
+        resp.raise_for_status()
+        listed.extend(j["id"] for j in resp.json()["results"])
+
+    results["list"] = timed(f"list (limit={n_jobs})", n_jobs, list_all)
+    assert sorted(listed) == sorted(ids), "listing does not match the created jobs"
+
+    def update() -> None:
+        for start in range(0, len(ids), chunk):
+            items = []
+            for k, job_id in enumerate(ids[start : start + chunk]):
+                item: dict[str, object] = {
+                    "id": job_id,
+                    "state": "PREPROCESSED",
+                    "state_timestamp": "2024-01-02 03:04:05.123456",
+                    "state_data": {"k": k},
+                }
+                if k % 2:
+                    item["data"] = {"result": k}
+                else:
+                    item["return_code"] = 0
+                items.append(item)
+            resp = http.patch("/jobs/", content=json.dumps(items), headers={"content-type": "application/json"})
+            resp.raise_for_status()
+            assert resp.json() == len(items)
+
+    results["update"] = timed(f"bulk PATCH state ({chunk}/request)", n_jobs, update)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--chunk", type=int, default=5_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; each creates --jobs new jobs")
+    args = parser.parse_args()
+
+    print(f"machine: {platform.node()} {platform.machine()} cpus={os.cpu_count()} python={platform.python_version()}")
+    with tempfile.TemporaryDirectory(prefix="balsam-bench-") as tmp, database(Path(tmp)) as url:
+        upgrade(url)
+        env = {
+            "BALSAM_DATABASE_URL": url,
+            "BALSAM_AUTH_SECRET_KEY": uuid.uuid4().hex,
+            "BALSAM_LOG_LEVEL": "WARNING",
+            "GUNICORN_KEEPALIVE": "30",
+        }
+        os.environ.pop("BALSAM_REDIS_PARAMS", None)
+        with gunicorn(env, Path(tmp), workers=args.workers, extra_args=["--access-logfile", "/dev/null"]) as server:
+            http = httpx.Client(base_url=server.base_url, timeout=300)
+            user = f"bench-{uuid.uuid4().hex[:6]}"
+            http.post("/auth/password/register", json={"username": user, "password": "pw"}).raise_for_status()
+            token = http.post("/auth/password/login", data={"username": user, "password": "pw"}).json()
+            http.headers["Authorization"] = f"Bearer {token['access_token']}"
+            site = http.post("/sites/", json={"name": "bench", "path": "/bench"}).json()
+            app = http.post(
+                "/apps/", json={"site_id": site["id"], "name": "bench", "serialized_class": "c", "source_code": "s"}
+            ).json()
+            print(f"gunicorn workers={args.workers}, jobs={args.jobs}, chunk={args.chunk}, db={url.split('@')[-1]}")
+            rounds = []
+            for r in range(args.repeat):
+                print(f"round {r + 1}:")
+                rounds.append(run_round(http, app["id"], args.jobs, args.chunk, f"r{r}"))
+            print("median over rounds:")
+            for step in ("create", "update", "list"):
+                med = statistics.median(x[step] for x in rounds)
+                print(f"  {step:<8} {args.jobs / med:>9,.0f} jobs/s  ({med:.3f} s for {args.jobs} jobs)")
+
+
+if __name__ == "__main__":
+    main()
