@@ -126,7 +126,7 @@ def test_backup_wipe_restore_gives_identical_tables(
     dumps = [p for p in files if BACKUP_NAME.match(p.name)]
     assert len(dumps) == 1 and result.stdout.strip() == str(dumps[0])
     assert [p.name for p in files if p not in dumps] == [".balsam-backup.lock"], "no temporary file is left behind"
-    assert dumps[0].stat().st_mode & 0o077 == 0
+    assert dumps[0].stat().st_mode & 0o007 == 0, "no world access"
     assert "backup written" in result.stderr
 
     # Wipe: the database is dropped and recreated empty.

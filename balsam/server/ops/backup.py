@@ -221,7 +221,7 @@ def create_backup(database_url: str, directory: Path, bindir: Path | None = None
     """Dump the database into `directory`; returns the new file."""
     directory = Path(directory)
     try:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o750)
     except OSError as exc:
         raise BackupError(f"cannot create backup directory {directory}: {exc.strerror}") from exc
     major = server_major_version(database_url)
@@ -244,7 +244,7 @@ def create_backup(database_url: str, directory: Path, bindir: Path | None = None
             )
             # The archive must be readable (complete table of contents) before it gets a final name.
             _run([pg_restore.path, "--list", str(partial)], {}, "checking the dump with pg_restore --list")
-            partial.chmod(0o600)
+            partial.chmod(0o640)  # no world access; the group may read (e.g. a pull-backup account)
             fd = os.open(partial, os.O_RDONLY)
             try:
                 os.fsync(fd)
