@@ -109,12 +109,12 @@ def insert_events(db: Session, changes: Sequence[StateChange]) -> list[dict[str,
     """One INSERT for all events; returns LogEventOut dicts (for pub/sub)."""
     if not changes:
         return []
-    rows = db.execute(
+    ids = db.execute(
         text(
             "INSERT INTO log_events (job_id, timestamp, from_state, to_state, data)"
             " SELECT * FROM unnest(CAST(:job_ids AS bigint[]), CAST(:ts AS timestamp[]),"
             " CAST(:from_states AS text[]), CAST(:to_states AS text[]), CAST(:datas AS jsonb[]))"
-            " RETURNING id, job_id, timestamp, from_state, to_state, data"
+            " RETURNING id"
         ),
         {
             "job_ids": [c.job_id for c in changes],
@@ -123,17 +123,18 @@ def insert_events(db: Session, changes: Sequence[StateChange]) -> list[dict[str,
             "to_states": [str(c.to_state) for c in changes],
             "datas": [json.dumps(c.data) for c in changes],
         },
-    )
+    ).scalars()
+    # Rows come back in insertion order, which is the unnest order; ids only, the rest is known here.
     return [
         {
-            "id": r.id,
-            "job_id": r.job_id,
-            "timestamp": r.timestamp.isoformat(),
-            "from_state": r.from_state,
-            "to_state": r.to_state,
-            "data": r.data,
+            "id": event_id,
+            "job_id": c.job_id,
+            "timestamp": c.timestamp.isoformat(),
+            "from_state": str(c.from_state),
+            "to_state": str(c.to_state),
+            "data": c.data,
         }
-        for r in rows
+        for event_id, c in zip(sorted(ids), changes, strict=True)
     ]
 
 

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import ColumnElement, Select, func, select, text
 from sqlalchemy.orm import Session
 
 from balsam.server.api.errors import BadRequest, NotFound
-from balsam.server.crud.job_json import bigint_array, job_json_column, json_array
+from balsam.server.crud.job_json import bigint_array, job_json_column, job_rows_json, json_array
 from balsam.server.crud.job_states import (
     StateChange,
     insert_events,
@@ -116,14 +117,16 @@ def list_json(db: Session, owner_id: int, f: JobFilters, ordering: str | None, l
     total = count(db, owner_id, f)
     if limit == 0 or total == 0 or offset >= total:
         return f'{{"count":{total},"results":[]}}'
-    stmt = (
-        select(job_json_column())
+    order = [ordering, "id"] if ordering and ordering.lstrip("-") != "id" else [ordering or "id"]
+    inner = (
+        select(*Job.__table__.c)
         .where(*conditions(owner_id, f))
         .order_by(*_order_by(ordering))
         .limit(limit)
         .offset(offset)
     )
-    return f'{{"count":{total},"results":' + json_array(db.execute(stmt).scalars()) + "}"
+    rows = db.execute(job_rows_json(inner, order)).scalars()
+    return f'{{"count":{total},"results":' + json_array(rows) + "}"
 
 
 def get_json(db: Session, owner_id: int, job_id: int) -> str:
@@ -135,8 +138,10 @@ def get_json(db: Session, owner_id: int, job_id: int) -> str:
 
 # ---------------------------------------------------------------------------------------------- create
 
+# The jobs and their CREATED events in one statement (spec §5.3 step 8).
 _INSERT_JOBS = text(
     """
+    WITH inserted AS (
     INSERT INTO jobs (id, app_id, workdir, tags, parent_ids, state, last_update, serialized_parameters,
         serialized_return_value, serialized_exception, data, return_code, pending_file_cleanup, num_nodes,
         ranks_per_node, threads_per_rank, threads_per_core, gpus_per_rank, node_packing_count, wall_time_min,
@@ -149,6 +154,9 @@ _INSERT_JOBS = text(
         serialized_parameters text, data jsonb, return_code integer, num_nodes integer, ranks_per_node integer,
         threads_per_rank integer, threads_per_core integer, gpus_per_rank float8, node_packing_count integer,
         wall_time_min integer, launch_params jsonb)
+    RETURNING id, state)
+    INSERT INTO log_events (job_id, timestamp, from_state, to_state, data)
+    SELECT id, :now, 'CREATED', state, '{}'::jsonb FROM inserted
     """
 )
 
@@ -163,6 +171,9 @@ _INSERT_TRANSFERS = text(
         AS u(job_id, direction, local_path, remote_path, location_alias, recursive)
     """
 )
+
+
+_CREATE_ROWS = TypeAdapter(list[JobCreate])
 
 
 def bulk_create(db: Session, owner_id: int, items: Sequence[JobCreate]) -> str:
@@ -207,7 +218,6 @@ def bulk_create(db: Session, owner_id: int, items: Sequence[JobCreate]) -> str:
             text("SELECT nextval(pg_get_serial_sequence('jobs', 'id')) FROM generate_series(1, :n)"), {"n": len(items)}
         )
     ]
-    rows: list[dict[str, Any]] = []
     t_job: list[int] = []
     t_dir: list[str] = []
     t_local: list[str] = []
@@ -238,13 +248,21 @@ def bulk_create(db: Session, owner_id: int, items: Sequence[JobCreate]) -> str:
             state = JobState.READY
         else:
             state = JobState.STAGED_IN
-        states.append(state)
-        row = item.model_dump(mode="json", exclude={"transfers"})
+        states.append(str(state))
+    # One document serves as the INSERT parameter and as the reply: jsonb_to_recordset ignores the keys it
+    # does not declare, and the reply holds exactly the values the rows get.
+    stamp = now.isoformat()
+    rows: list[dict[str, Any]] = _CREATE_ROWS.dump_python(list(items), mode="json", exclude={"__all__": {"transfers"}})
+    for row, job_id, state_name in zip(rows, ids, states, strict=True):
         row["id"] = job_id
-        row["state"] = str(state)
-        rows.append(row)
-
-    db.execute(_INSERT_JOBS, {"rows": json.dumps(rows), "now": now})
+        row["state"] = state_name
+        row["last_update"] = stamp
+        row["serialized_return_value"] = ""
+        row["serialized_exception"] = ""
+        row["pending_file_cleanup"] = True
+        row["batch_job_id"] = None
+    document = json.dumps(rows)
+    db.execute(_INSERT_JOBS, {"rows": document, "now": now})
     if t_job:
         db.execute(
             _INSERT_TRANSFERS,
@@ -257,25 +275,7 @@ def bulk_create(db: Session, owner_id: int, items: Sequence[JobCreate]) -> str:
                 "recursives": t_rec,
             },
         )
-    db.execute(
-        text(
-            "INSERT INTO log_events (job_id, timestamp, from_state, to_state, data)"
-            " SELECT u.id, :now, 'CREATED', u.state, '{}'::jsonb"
-            " FROM unnest(CAST(:ids AS bigint[]), CAST(:states AS text[])) AS u(id, state)"
-        ),
-        {"ids": ids, "states": [str(s) for s in states], "now": now},
-    )
-    # The reply is built from the values inserted (exactly what the rows hold), without reading them back.
-    stamp = now.isoformat()
-    for row in rows:
-        row.update(
-            last_update=stamp,
-            serialized_return_value="",
-            serialized_exception="",
-            pending_file_cleanup=True,
-            batch_job_id=None,
-        )
-    return json.dumps(rows)
+    return document
 
 
 # ---------------------------------------------------------------------------------------------- update
