@@ -29,7 +29,9 @@ def test_bulk_create_shapes_and_initial_states(make_user: Callable[[str], TestCl
     fetched = get_job(alice, created[0]["id"])
     assert set(fetched) == set(JOB_OUT_FIELDS) and fetched["session_id"] is None
     assert fetched["last_update"] == created[0]["last_update"]
-    child = create_jobs(alice, [job_spec(app_id, "child", parent_ids=[created[1]["id"], created[0]["id"]])])[0]
+    child = create_jobs(
+        alice, [job_spec(app_id, "child", parent_ids=[created[1]["id"], created[0]["id"], created[1]["id"]])]
+    )[0]
     assert child["state"] == "AWAITING_PARENTS" and child["parent_ids"] == sorted([created[0]["id"], created[1]["id"]])
     transfers = alice.get("/transfers/", params={"job_id": created[1]["id"]}).json()["results"]
     assert [(t["direction"], t["state"], t["local_path"], t["remote_path"]) for t in transfers] == [

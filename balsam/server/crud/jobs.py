@@ -28,7 +28,7 @@ from balsam.server.crud.job_states import (
 )
 from balsam.server.db.tables import App, BatchJob, Job, Site
 from balsam.server.schemas.common import MAX_ITEMS_PER_BULK_OP, like_escape
-from balsam.server.schemas.jobs import JobCreate, JobState, JobUpdate
+from balsam.server.schemas.jobs import JobCreate, JobCreateFast, JobState, JobUpdate
 
 TOO_MANY_CREATE = f"Cannot bulk-create more than {MAX_ITEMS_PER_BULK_OP} in a single API call."
 TOO_MANY_UPDATE = f"Cannot bulk-update more than {MAX_ITEMS_PER_BULK_OP} in a single API call."
@@ -174,10 +174,13 @@ _INSERT_TRANSFERS = text(
 )
 
 
-_CREATE_ROWS = TypeAdapter(list[JobCreate])
+_ROW_DUMPERS: dict[type, TypeAdapter[Any]] = {
+    JobCreate: TypeAdapter(list[JobCreate]),
+    JobCreateFast: TypeAdapter(list[JobCreateFast]),
+}
 
 
-def bulk_create(db: Session, owner_id: int, items: Sequence[JobCreate]) -> str:
+def bulk_create(db: Session, owner_id: int, items: Sequence[JobCreate | JobCreateFast]) -> str:
     """Create the jobs all-or-nothing and return the JSON array of them, in input order (spec §5.3)."""
     if len(items) > MAX_ITEMS_PER_BULK_OP:
         raise BadRequest(TOO_MANY_CREATE)
@@ -253,7 +256,8 @@ def bulk_create(db: Session, owner_id: int, items: Sequence[JobCreate]) -> str:
     # One document serves as the INSERT parameter and as the reply: jsonb_to_recordset ignores the keys it
     # does not declare, and the reply holds exactly the values the rows get.
     stamp = now.isoformat()
-    rows: list[dict[str, Any]] = _CREATE_ROWS.dump_python(list(items), mode="json", exclude={"__all__": {"transfers"}})
+    dumper = _ROW_DUMPERS[type(items[0])]
+    rows: list[dict[str, Any]] = dumper.dump_python(list(items), mode="json", exclude={"__all__": {"transfers"}})
     for row, job_id, state_name in zip(rows, ids, states, strict=True):
         row["id"] = job_id
         row["state"] = state_name
@@ -262,6 +266,8 @@ def bulk_create(db: Session, owner_id: int, items: Sequence[JobCreate]) -> str:
         row["serialized_exception"] = ""
         row["pending_file_cleanup"] = True
         row["batch_job_id"] = None
+        if len(row["parent_ids"]) > 1:
+            row["parent_ids"] = sorted(set(row["parent_ids"]))
     document = json.dumps(rows)
     db.execute(_INSERT_JOBS, {"rows": document, "now": now})
     if t_job:
