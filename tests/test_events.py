@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
+import redis
 from fastapi.testclient import TestClient
 
 from tests.jobs_helpers import create_jobs, job_spec, make_site_app, patch
@@ -53,3 +55,25 @@ def test_event_filters_and_paging(make_user: Callable[[str], TestClient]) -> Non
     assert bob.get("/events/").json()["count"] == 0
     # Jobs filtered by batch_job_id are the jobs of that batch job, not of its site (§12.2).
     assert alice.get("/jobs/", params={"batch_job_id": bj1["id"]}).json()["count"] == 2
+
+
+def test_job_events_and_deletes_are_published(
+    make_user: Callable[[str], TestClient], redis_params: dict[str, str]
+) -> None:
+    alice = make_user("alice")
+    _site_id, app_id = make_site_app(alice)
+    a, b = create_jobs(alice, [job_spec(app_id, "a"), job_spec(app_id, "b", parent_ids=[])])
+    listener = redis.Redis(**redis_params).pubsub()  # type: ignore[arg-type]
+    listener.subscribe("user-1")
+    assert listener.get_message(timeout=2.0) is not None  # the subscribe confirmation
+    patch(alice, [{"id": a["id"], "state": "PREPROCESSED", "state_data": {"x": "1"}}, {"id": b["id"], "workdir": "b2"}])
+    assert alice.delete(f"/jobs/{b['id']}").status_code == 204
+    messages = []
+    while (msg := listener.get_message(timeout=1.0)) is not None:
+        if msg["type"] == "message":
+            messages.append(json.loads(msg["data"]))
+    assert [(m["action"], m["type"]) for m in messages] == [("bulk-create", "event"), ("bulk-delete", "job")]
+    (event,) = messages[0]["data"]
+    assert event["job_id"] == a["id"] and event["to_state"] == "PREPROCESSED" and event["data"] == {"x": "1"}
+    assert "+" not in event["timestamp"]
+    assert messages[1]["data"] == {"ids": [b["id"]]}

@@ -225,3 +225,14 @@ def test_overlapping_bulk_updates_do_not_deadlock(make_user: Callable[[str], Tes
     t1.join(120)
     t2.join(120)
     assert len(results) == 12 and set(results.values()) == {200}, results
+
+
+def test_put_by_query_over_the_cap_is_rejected_before_locking(make_user: Callable[[str], TestClient]) -> None:
+    alice = make_user("alice")
+    _site, app_id = make_site_app(alice)
+    create_jobs(alice, [job_spec(app_id, f"a{i}") for i in range(5000)])
+    create_jobs(alice, [job_spec(app_id, "last")])
+    resp = alice.put("/jobs/", json={"state": "FAILED"})
+    assert resp.status_code == 400 and "5000" in resp.json()["detail"]
+    assert alice.get("/jobs/", params={"state": "FAILED", "limit": 0}).json()["count"] == 0
+    assert alice.put("/jobs/", params={"workdir__contains": "last"}, json={"state": "FAILED"}).json() == 1
