@@ -28,7 +28,7 @@ from balsam.server.crud.job_states import (
 )
 from balsam.server.db.tables import App, BatchJob, Job, Site
 from balsam.server.schemas.common import MAX_ITEMS_PER_BULK_OP, like_escape
-from balsam.server.schemas.jobs import JobCreate, JobCreateFast, JobState, JobUpdate
+from balsam.server.schemas.jobs import READ_ONLY_FIELDS, JobCreate, JobCreateFast, JobState, JobUpdate
 
 TOO_MANY_CREATE = f"Cannot bulk-create more than {MAX_ITEMS_PER_BULK_OP} in a single API call."
 TOO_MANY_UPDATE = f"Cannot bulk-update more than {MAX_ITEMS_PER_BULK_OP} in a single API call."
@@ -377,11 +377,14 @@ def apply_updates(
     changes: list[StateChange] = []
     stage_out: list[int] = []
     changing = set(state_jobs)
-    for job_id, update in items:
+    # One pydantic-core call dumps every item's sent keys (exclude_unset), instead of 5,000 model_dumps.
+    dumped: list[dict[str, Any]] = _UPDATE_DUMPER.dump_python([u for _, u in items], mode="json", exclude_unset=True)
+    for (job_id, update), sent_values in zip(items, dumped, strict=True):
         row = current[job_id]
         sent = update.model_fields_set
-        _check_read_only(job_id, update, row)
-        values = update.model_dump(mode="json", include=sent & _UPDATABLE)
+        if not sent.isdisjoint(READ_ONLY_FIELDS):
+            _check_read_only(job_id, update, row)
+        values = {k: v for k, v in sent_values.items() if k in _UPDATABLE}
         if job_id in changing:
             assert update.state is not None
             if not transition_allowed(row.state, update.state):
@@ -417,6 +420,7 @@ def apply_updates(
 
 
 _UPDATABLE = frozenset(_CASTS) - {"session_id"}
+_UPDATE_DUMPER: TypeAdapter[list[JobUpdate]] = TypeAdapter(list[JobUpdate])
 
 
 def _check_read_only(job_id: int, update: JobUpdate, row: Any) -> None:
