@@ -6,6 +6,10 @@ JSON strings built by PostgreSQL, which keeps 5,000-job requests cheap.
 
 from __future__ import annotations
 
+import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
@@ -25,6 +29,34 @@ _CREATE_LIST = TypeAdapter(list[JobCreate])
 _CREATE_LIST_FAST = TypeAdapter(list[JobCreateFast])
 _PATCH_LIST = TypeAdapter(list[JobPatchItem])
 _JSON = "application/json"
+
+
+_gc_lock = threading.Lock()
+_gc_holders = 0
+_gc_was_enabled = False
+
+
+@contextmanager
+def bulk_gc_pause() -> Iterator[None]:
+    """Pause the cyclic GC while a bulk request runs (process-wide, reference counted across threads).
+
+    A 5,000-item request allocates tens of thousands of short-lived objects; with the collector on, they
+    get promoted while alive and trigger full (generation 2) collections over the whole application heap,
+    measured at 150-200 ms per create+PATCH pair. Paused, they die by reference counting instead.
+    """
+    global _gc_holders, _gc_was_enabled
+    with _gc_lock:
+        _gc_holders += 1
+        if _gc_holders == 1:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_holders -= 1
+            if _gc_holders == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 async def _raw_body(request: Request) -> bytes:
@@ -94,8 +126,9 @@ Filters = Annotated[jobs.JobFilters, Depends(job_filters)]
 def list_jobs(
     user: CurrentUser, db: DbDep, paging: PagingDep, filters: Filters, ordering: Ordering | None = None
 ) -> Response:
-    body = jobs.list_json(db, user.id, filters, ordering, paging.limit, paging.offset)
-    db.rollback()
+    with bulk_gc_pause():
+        body = jobs.list_json(db, user.id, filters, ordering, paging.limit, paging.offset)
+        db.rollback()
     return Response(body, media_type=_JSON)
 
 
@@ -118,9 +151,11 @@ def get_job(job_id: Id, user: CurrentUser, db: DbDep) -> Response:
     },
 )
 def create_jobs(raw: RawBody, user: CurrentUser, db: DbDep) -> Response:
-    items = parse_create(raw)
-    with db.begin():
-        body = jobs.bulk_create(db, user.id, items)
+    with bulk_gc_pause():
+        items = parse_create(raw)
+        with db.begin():
+            body = jobs.bulk_create(db, user.id, items)
+        del items
     return Response(body, status_code=status.HTTP_201_CREATED, media_type=_JSON)
 
 
@@ -135,9 +170,11 @@ def create_jobs(raw: RawBody, user: CurrentUser, db: DbDep) -> Response:
     },
 )
 def bulk_update_jobs(raw: RawBody, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> int:
-    items = parse_body(_PATCH_LIST, raw)
-    with db.begin():
-        updated, events = jobs.bulk_patch(db, user.id, [(item.id, item) for item in items])
+    with bulk_gc_pause():
+        items = parse_body(_PATCH_LIST, raw)
+        with db.begin():
+            updated, events = jobs.bulk_patch(db, user.id, [(item.id, item) for item in items])
+        del items
     publish_events(publisher, user.id, events)
     return updated
 
@@ -146,7 +183,7 @@ def bulk_update_jobs(raw: RawBody, user: CurrentUser, db: DbDep, publisher: Publ
 def update_jobs_by_query(
     body: Annotated[JobUpdate, Body()], user: CurrentUser, db: DbDep, publisher: PublisherDep, filters: Filters
 ) -> int:
-    with db.begin():
+    with bulk_gc_pause(), db.begin():
         updated, events = jobs.update_by_query(db, user.id, filters, body)
     publish_events(publisher, user.id, events)
     return updated
