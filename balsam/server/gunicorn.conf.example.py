@@ -16,19 +16,30 @@ drops a request. What makes it so:
 - The master owns the listening socket and keeps it open across the reload, so no connection is refused;
   connections that arrive while workers are being replaced wait in the kernel backlog (`backlog`).
 - On HUP the master re-reads this file, forks a new set of workers, then sends the old ones SIGTERM. An old
-  worker stops accepting, finishes its in-flight requests (up to `graceful_timeout` seconds), answers them
-  with `Connection: close`, and exits.
+  worker stops accepting, finishes its in-flight requests (up to `graceful_timeout` seconds), closes each
+  connection after its response, and exits.
+- Idle keep-alive connections of an old worker are not cut (`BalsamUvicornWorker` below): a request a client
+  sends on one just as the reload happens is still answered.
 - `preload_app = False`: each new worker imports the application itself, so it runs the code now on disk and
   builds its settings from the environment, `.env` (in the working directory), and secret files.
-- The master never imports the application: the settings check in the hooks below imports `balsam.*` and
-  then drops it from `sys.modules`, so a HUP after an upgrade cannot mix old and new Balsam modules.
-What HUP does not change: the master's own environment (a new `Environment=` or `EnvironmentFile=` needs a
-restart; put reloadable settings in `.env` or in the files named by `*_FILE`), the bind address, and code of
-gunicorn, uvicorn and the other libraries already loaded in the master (restart after upgrading those).
+- The master never imports the application or its libraries (the settings check below runs in a child
+  interpreter), so after an upgrade the new workers load only new code.
+- A HUP whose new code or settings would not load is refused (`on_reload`): the old workers keep serving and
+  the error is logged; fix it and HUP again.
+What HUP does not change: the master's own environment, hence neither the variables below nor a new
+`Environment=`/`EnvironmentFile=` (restart for those; put reloadable settings in `.env` or in the files named
+by `*_FILE`), and gunicorn, uvicorn and uvicorn-worker themselves, which the master has loaded (restart after
+upgrading them).
 """
 
 import os
+import signal
+import subprocess
 import sys
+from typing import Any, ClassVar
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn_worker import UvicornWorker
 
 _cpus = os.cpu_count() or 1
 
@@ -46,7 +57,43 @@ def _int_env(name: str, default: int) -> int:
 bind = [
     os.environ.get("BALSAM_BIND") or f"{os.environ.get('SERVER_HOST', '127.0.0.1')}:{_int_env('SERVER_PORT', 8000)}"
 ]
-worker_class = "uvicorn_worker.UvicornWorker"
+
+
+class DrainingH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, except that shutdown does not cut idle keep-alive connections.
+
+    Stock uvicorn closes an idle keep-alive connection the moment a worker starts shutting down. A client may
+    have sent its next request on that connection at the same moment; it then sees the connection drop
+    without a response, a failed request on every reload. Here an idle connection stays open until the
+    keep-alive timeout (`GUNICORN_KEEPALIVE`): a request that arrives meanwhile is served and the connection is
+    closed after the response. The timeout is what closes idle connections in normal operation too.
+    """
+
+    draining = False
+
+    def shutdown(self) -> None:
+        if self.cycle is None or self.cycle.response_complete:
+            self.draining = True
+            if self.timeout_keep_alive_task is None:
+                self.timeout_keep_alive_task = self.loop.call_later(
+                    self.timeout_keep_alive, self.timeout_keep_alive_handler
+                )
+        else:
+            self.cycle.keep_alive = False
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.draining and self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False  # serve this request, then close
+
+
+class BalsamUvicornWorker(UvicornWorker):
+    """uvicorn's gunicorn worker with `DrainingH11Protocol` (h11; httptools is not in the pinned stack)."""
+
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {**UvicornWorker.CONFIG_KWARGS, "http": DrainingH11Protocol}
+
+
+worker_class = BalsamUvicornWorker
 workers = _int_env("GUNICORN_WORKERS", min(2 * _cpus, 8))
 timeout = _int_env("GUNICORN_TIMEOUT", 60)
 graceful_timeout = _int_env("GUNICORN_GRACEFUL_TIMEOUT", 30)
@@ -65,36 +112,52 @@ else:
     errorlog = "-"
 
 
+# Run in a child interpreter, so the master never imports the application or its libraries (see above).
+_CHECK = (
+    "import balsam.server.main; from balsam.server.conf import load_settings; load_settings().validate_for_serving()"
+)
+
+
 def _settings_problem() -> str | None:
-    """Validate the settings as a worker would; None when they are fine, else the one-line error.
+    """Check the application as a new worker would load it: None when fine, else a one-line error.
 
-    Balsam's modules are imported for the check and then removed from `sys.modules`, so that workers forked
-    later import the code that is on disk then (see "Zero-downtime reload" above).
+    A child process imports `balsam.server.main` and validates the settings (environment, `.env` in the working
+    directory, secret files). The master itself imports neither, so that workers forked after a HUP run the
+    code and libraries installed at that moment.
     """
-    loaded = set(sys.modules)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    # The master's SIGCHLD handler reaps any child (waitpid(-1)) and would take the check's exit status; hold
+    # SIGCHLD until the check has been waited for. Workers that exit meanwhile are reaped when it is released.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
     try:
-        from balsam.server.conf import SettingsError, load_settings
-
-        try:
-            load_settings().validate_for_serving()
-        except SettingsError as exc:
-            return str(exc)
-        return None
+        result = subprocess.run(
+            [sys.executable, "-c", _CHECK], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return "the settings check timed out"
     finally:
-        for name in set(sys.modules) - loaded:
-            if name == "balsam" or name.startswith("balsam."):
-                del sys.modules[name]
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    if result.returncode == 0:
+        return None
+    lines = (result.stderr or result.stdout).strip().splitlines()
+    return lines[-1] if lines else f"the settings check exited with status {result.returncode}"
 
 
-def on_starting(server: object) -> None:
+def on_starting(server: Any) -> None:
     """Fail fast, in the master, with a one-line message when the settings are invalid."""
     problem = _settings_problem()
     if problem:
         raise SystemExit(f"balsam: {problem}")
 
 
-def on_reload(server: object) -> None:
-    # Re-validate on HUP so a broken config is reported before new workers start crash-looping.
+def on_reload(server: Any) -> None:
+    """On HUP: when the new code or settings would not load, keep the running workers instead of replacing them.
+
+    gunicorn calls this hook just before it forks `cfg.workers` new workers and then stops the surplus (oldest)
+    ones; with zero new workers nothing is stopped. The next HUP re-reads this file, restoring `workers`.
+    """
     problem = _settings_problem()
     if problem:
-        print(f"balsam: reload with invalid settings: {problem}", flush=True)
+        server.log.error("balsam: reload refused, the running workers keep serving: %s", problem)
+        server.cfg.set("workers", 0)
