@@ -11,6 +11,7 @@ creates the jobs in requests of `--chunk`, lists them all in one request, and bu
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -162,6 +163,10 @@ def main() -> None:
             ).json()
             print(f"gunicorn workers={args.workers}, jobs={args.jobs}, chunk={args.chunk}, db={url.split('@')[-1]}")
             rounds = []
+            # The client's own garbage collector would add full-heap pauses to the timings: keep it off.
+            gc.collect()
+            gc.freeze()
+            gc.disable()
             for r in range(args.repeat):
                 print(f"round {r + 1}:")
                 rounds.append(run_round(http, app["id"], args.jobs, args.chunk, f"r{r}"))
