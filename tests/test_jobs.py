@@ -151,6 +151,11 @@ def test_job_filters_ordering_and_paging(make_user: Callable[[str], TestClient])
     page = alice.get("/jobs/", params={"limit": 2, "offset": 1}).json()
     assert page["count"] == 6 and [j["id"] for j in page["results"]] == all_ids[1:3]
     assert alice.get("/jobs/", params={"limit": 0}).json() == {"count": 6, "results": []}
+    # Short pages, exact pages and pages past the end all report the full count.
+    for limit, offset, n in [(10, 0, 6), (10, 4, 2), (6, 0, 6), (5, 0, 5), (3, 3, 3), (10, 6, 0), (10, 60, 0)]:
+        page = alice.get("/jobs/", params={"limit": limit, "offset": offset}).json()
+        assert page["count"] == 6 and [j["id"] for j in page["results"]] == all_ids[offset : offset + n]
+    assert alice.get("/jobs/", params={"state": "FAILED", "offset": 3}).json() == {"count": 0, "results": []}
     assert bob.get("/jobs/").json()["count"] == 0
     assert bob.get(f"/jobs/{jobs[0]['id']}").status_code == 404
     assert bob.patch("/jobs/", json=[{"id": jobs[0]["id"], "workdir": "x"}]).status_code == 400

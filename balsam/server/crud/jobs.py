@@ -114,19 +114,27 @@ def count(db: Session, owner_id: int, f: JobFilters) -> int:
 
 
 def list_json(db: Session, owner_id: int, f: JobFilters, ordering: str | None, limit: int, offset: int) -> str:
-    """`{"count": n, "results": [...]}` as a JSON string built mostly by PostgreSQL."""
-    total = count(db, owner_id, f)
-    if limit == 0 or total == 0 or offset >= total:
-        return f'{{"count":{total},"results":[]}}'
+    """`{"count": n, "results": [...]}` as a JSON string built mostly by PostgreSQL.
+
+    The page is fetched with one extra row: when it comes back short, the total is known without a COUNT
+    (which costs a second scan); only a full page, or an empty one past the start, runs the COUNT.
+    """
+    if limit == 0:
+        return f'{{"count":{count(db, owner_id, f)},"results":[]}}'
     order = [ordering, "id"] if ordering and ordering.lstrip("-") != "id" else [ordering or "id"]
     inner = (
         select(*Job.__table__.c)
         .where(*conditions(owner_id, f))
         .order_by(*_order_by(ordering))
-        .limit(limit)
+        .limit(limit + 1)
         .offset(offset)
     )
-    rows = db.execute(job_rows_json(inner, order)).scalars()
+    rows = list(db.execute(job_rows_json(inner, order)).scalars())
+    if len(rows) <= limit and (rows or offset == 0):
+        total = offset + len(rows)
+    else:
+        total = count(db, owner_id, f)
+        del rows[limit:]
     return f'{{"count":{total},"results":' + json_array(rows) + "}"
 
 
