@@ -1,0 +1,283 @@
+"""The published Balsam client (PyPI `balsam==0.7.0a24`, spec §11) against a live gunicorn of ours.
+
+The client lives in its own virtualenv, because it is also a package named `balsam` and pins pydantic 1.
+The virtualenv is built once and cached under `$BALSAM_CLIENT_VENV_CACHE`, else
+`${XDG_CACHE_HOME:-~/.cache}/balsam-service-tests/client-0.7.0a24`; it is reused while it imports. A file
+lock keeps concurrent test runs from building it twice. Every client process runs with a temporary HOME
+and `BALSAM_CLIENT_PATH`, so the real `~/.balsam` is never touched.
+
+Run alone with `./scripts/test -m published_client`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_SECRET
+from tests.serving import Gunicorn, gunicorn
+
+pytestmark = [pytest.mark.published_client, pytest.mark.serving]
+
+CLIENT_VERSION = "0.7.0a24"
+USERNAME = "client-user"
+PASSWORD = "client-pass-123"
+
+
+def _cache_dir() -> Path:
+    explicit = os.environ.get("BALSAM_CLIENT_VENV_CACHE")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "balsam-service-tests"
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a client process: none of our settings, no PYTHONPATH pointing at this repo."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BALSAM_", "PYTHON", "VIRTUAL_ENV"))}
+    env.update(extra)
+    return env
+
+
+def _venv_works(venv: Path) -> bool:
+    python = venv / "bin" / "python"
+    if not python.exists() or not (venv / "bin" / "balsam").exists():
+        return False
+    check = "import balsam, balsam.api, balsam.cmdline; assert balsam.__version__ == '0.7.0.a24', balsam.__version__"
+    result = subprocess.run([str(python), "-c", check], env=_clean_env(), cwd="/", capture_output=True, timeout=120)
+    return result.returncode == 0
+
+
+def _pip(venv: Path, *args: str) -> None:
+    cmd = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "--no-input", *args]
+    result = subprocess.run(cmd, env=_clean_env(), cwd="/", capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+
+
+def ensure_client_venv() -> Path:
+    base = _cache_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    venv = base / f"client-{CLIENT_VERSION}"
+    with open(base / f"client-{CLIENT_VERSION}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _venv_works(venv):
+            return venv
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+        _pip(venv, "install", "--retries", "10", "--timeout", "60", "--upgrade", "pip")
+        _pip(venv, "install", "--retries", "10", "--timeout", "60", f"balsam=={CLIENT_VERSION}")
+        if not _venv_works(venv):
+            raise RuntimeError(f"balsam=={CLIENT_VERSION} installed into {venv} but does not import")
+        return venv
+
+
+@pytest.fixture(scope="module")
+def client_venv() -> Path:
+    return ensure_client_venv()
+
+
+@pytest.fixture
+def server(database_url: str, redis_params: dict[str, str], tmp_path: Path) -> Iterator[Gunicorn]:
+    env = {
+        "BALSAM_DATABASE_URL": database_url,
+        "BALSAM_AUTH_SECRET_KEY": TEST_SECRET,
+        "BALSAM_REDIS_PARAMS": json.dumps(redis_params),
+    }
+    with gunicorn(env, tmp_path, workers=2) as srv:
+        yield srv
+
+
+# Runs inside the client virtualenv. Each step asserts its outcome; the collected facts go to stdout as JSON
+# on the last line, and the test checks them again.
+DRIVER = r'''
+import json, os, pathlib, sys
+
+from balsam.config import ClientSettings
+
+# Fail fast instead of the client's exponential back-off (up to 11 retries over ~34 min) on any 4xx/5xx.
+settings = ClientSettings.load_from_file()
+assert settings.token, "balsam login stored no token"
+settings.retry_count = 0
+settings.save_to_file()
+
+from balsam.api import ApplicationDefinition, BatchJob, EventLog, Job, Session, Site
+from balsam._api.models import App
+
+facts = {}
+
+# --- site
+site = Site.objects.create(name="client-site", path=pathlib.Path("/tmp/client-site"))
+assert site.id is not None
+assert Site.objects.get(name="client-site").id == site.id
+site.allowed_projects = ["proj"]
+site.save()
+site.refresh_from_db()
+assert site.allowed_projects == ["proj"]
+facts["site_id"] = site.id
+
+# --- app registration (ApplicationDefinition sync: look up by site_id+name, then create or update)
+class Hello(ApplicationDefinition):
+    """Says hello."""
+    site = "client-site"
+    command_template = "echo hello {{ who }}"
+
+Hello.sync()
+app = App.objects.get(site_id=site.id, name="Hello")
+assert app.id == Hello.__app_id__ and app.description == "Says hello."
+assert "who" in app.parameters
+Hello.description = "changed"
+Hello.sync()  # second sync updates the same app
+assert App.objects.filter(site_id=site.id).count() == 1
+facts["app_id"] = app.id
+
+# --- bulk job creation with parents
+parents = Job.objects.bulk_create(
+    [Hello.submit(workdir=f"p/{i}", who=str(i), tags={"grp": "even" if i % 2 == 0 else "odd"}, save=False) for i in range(6)]
+)
+assert [j.id for j in parents] and all(j.state == "STAGED_IN" for j in parents)
+children = Job.objects.bulk_create(
+    [Hello.submit(workdir=f"c/{i}", who="c", parent_ids={parents[0].id, parents[1].id}, save=False) for i in range(3)]
+)
+assert all(c.state == "AWAITING_PARENTS" for c in children)
+single = Hello.submit(workdir="single", who="x", wall_time_min=5)  # Job.save() of a new job
+facts["created"] = len(parents) + len(children) + 1
+
+# --- list and filter
+assert Job.objects.filter(site_id=site.id).count() == 10
+assert Job.objects.filter(tags={"grp": "even"}).count() == 3
+assert Job.objects.filter(state="AWAITING_PARENTS").count() == 3
+assert Job.objects.filter(state__ne="AWAITING_PARENTS", app_id=app.id).count() == 7
+assert Job.objects.filter(workdir__contains="c/").count() == 3
+assert {j.id for j in Job.objects.filter(parent_id=[parents[0].id])} == {c.id for c in children}
+assert Job.objects.filter(id=[parents[0].id]).first().id == parents[0].id
+assert Job.objects.get(id=single.id).wall_time_min == 5
+
+# --- state updates: query update (PUT jobs/?id=..), save (PUT jobs/{id}), bulk_update (PATCH jobs/)
+n = Job.objects.filter(tags={"grp": "even"}).update(state="PREPROCESSED")
+odd = list(Job.objects.filter(tags={"grp": "odd"}))
+odd[0].state = "PREPROCESSED"
+odd[0].save()
+for j in odd[1:]:
+    j.state = "PREPROCESSED"
+    j.state_data = {"note": "bulk"}
+Job.objects.bulk_update(odd[1:])
+assert Job.objects.filter(state="PREPROCESSED").count() == 6
+facts["preprocessed"] = Job.objects.filter(state="PREPROCESSED").count()
+
+# --- batch job create and update
+bj = BatchJob.objects.create(
+    site_id=site.id, project="proj", queue="debug", num_nodes=2, wall_time_min=30, job_mode="mpi", filter_tags={}
+)
+assert bj.state == "pending_submission" and bj.scheduler_id is None
+bj.state = "queued"
+bj.scheduler_id = 4242
+bj.save()
+assert BatchJob.objects.get(scheduler_id=4242).id == bj.id
+bj.state = "running"
+BatchJob.objects.bulk_update([bj])
+assert BatchJob.objects.get(id=bj.id).state == "running"
+facts["batch_job_id"] = bj.id
+
+# --- a session that acquires, ticks and is deleted
+sess = Session.objects.create(site_id=site.id, batch_job_id=bj.id)
+assert Session.objects.filter(id=[sess.id]).count() == 1
+acquired = sess.acquire_jobs(max_num_jobs=4, max_aggregate_nodes=10.0)
+assert len(acquired) == 4, acquired
+assert all(j.batch_job_id == bj.id for j in acquired)
+more = sess.acquire_jobs(max_num_jobs=100, filter_tags={"grp": "odd"})
+assert not {j.id for j in more} & {j.id for j in acquired}
+running = acquired[0]
+running.state = "RUNNING"
+running.state_data = {"num_nodes": 1.0}
+running.save()
+sess.tick()
+sess.delete()
+assert Session.objects.filter(id=[sess.id]).count() == 0
+running.refresh_from_db()
+assert running.state == "RUN_TIMEOUT", running.state
+facts["acquired"] = len(acquired) + len(more)
+
+# --- the parents finish: children are released
+for p in (parents[0], parents[1]):
+    p.refresh_from_db()
+    path = ["RUNNING", "RUN_DONE", "POSTPROCESSED"]
+    if p.state == "RUN_TIMEOUT":  # the one the deleted session timed out is retried first
+        path.insert(0, "RESTART_READY")
+    for state in path:
+        p.state = state
+        p.save()
+    p.refresh_from_db()
+    assert p.state == "JOB_FINISHED", p.state
+assert {j.state for j in Job.objects.filter(id=[c.id for c in children])} == {"STAGED_IN"}
+
+# --- events
+timeouts = list(EventLog.objects.filter(job_id=running.id, to_state="RUN_TIMEOUT"))
+assert len(timeouts) == 1 and timeouts[0].data["message"] == "Session expired: job was stuck in RUNNING state"
+history = [e.to_state for e in EventLog.objects.filter(job_id=parents[0].id).order_by("timestamp")]
+assert history[0] == "STAGED_IN" and history[-1] == "JOB_FINISHED", history
+facts["events"] = EventLog.objects.filter(job_id=[j.id for j in parents]).count()
+
+# --- delete
+Job.objects.filter(workdir__contains="single").delete()
+assert Job.objects.filter(id=[single.id]).count() == 0
+
+print(json.dumps(facts))
+'''
+
+
+def test_published_client_end_to_end(client_venv: Path, server: Gunicorn, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = _clean_env(HOME=str(home), BALSAM_CLIENT_PATH=str(home / ".balsam" / "client.yml"))
+    with httpx.Client(base_url=server.base_url, timeout=10) as http:
+        assert (
+            http.post("/auth/password/register", json={"username": USERNAME, "password": PASSWORD}).status_code == 201
+        )
+
+    # `balsam login` with a password, answering its prompts on stdin.
+    login = subprocess.run(
+        [str(client_venv / "bin" / "balsam"), "login", "-u", server.base_url, "-f"],
+        input=f"{USERNAME}\n{PASSWORD}\n",
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert login.returncode == 0, login.stdout + login.stderr
+    assert "Logged In" in login.stdout
+    stored = (home / ".balsam" / "client.yml").read_text()
+    assert "token:" in stored and server.base_url in stored
+
+    script = tmp_path / "drive_client.py"
+    script.write_text(DRIVER)
+    run = subprocess.run(
+        [str(client_venv / "bin" / "python"), str(script)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, f"{run.stdout[-5000:]}\n{run.stderr[-5000:]}\n{server.log()[-3000:]}"
+    facts = json.loads(run.stdout.strip().splitlines()[-1])
+    assert facts["created"] == 10
+    assert facts["preprocessed"] == 6
+    assert facts["acquired"] == 5  # 4 in MPI mode (lowest ids), then the one odd job left
+    assert facts["events"] >= 6
+    # The server saw the client's session come and go.
+    with httpx.Client(base_url=server.base_url, timeout=10) as http:
+        token = http.post("/auth/password/login", data={"username": USERNAME, "password": PASSWORD}).json()
+        auth = {"Authorization": f"Bearer {token['access_token']}"}
+        assert http.get("/sessions/", headers=auth).json()["count"] == 0
+        assert http.get(f"/batch-jobs/{facts['batch_job_id']}", headers=auth).json()["scheduler_id"] == 4242
