@@ -165,13 +165,18 @@ def test_restore_refuses_non_empty_target_and_can_use_a_named_or_cleaned_databas
     refused = run_cli("restore", str(dump), "--yes", env=env)
     assert refused.returncode == 2 and "not empty" in refused.stderr and "--clean" in refused.stderr
 
-    other = f"{name}_copy"
+    other, missing = f"{name}_copy", f"{name}_missing"
     try:
         into_new = run_cli("restore", str(dump), "--yes", "--database", other, env=env)
         assert into_new.returncode == 0, into_new.stderr
         assert snapshot(pg.url(other)) == before
+        # The configured database does not exist yet (a new host): it is created.
+        into_missing = run_cli("restore", str(dump), "--yes", env={"BALSAM_DATABASE_URL": pg.url(missing)})
+        assert into_missing.returncode == 0, into_missing.stderr
+        assert snapshot(pg.url(missing)) == before
     finally:
         pg.drop_database(other)
+        pg.drop_database(missing)
 
     # --clean over a database that changed since the backup brings it back to the backup's contents.
     engine = create_engine(url)

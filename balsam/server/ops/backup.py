@@ -385,7 +385,10 @@ def restore_backup(
     if not dump.is_file():
         raise BackupError(f"no such backup file: {dump}")
     target = _with_database(database_url, database)
-    major = server_major_version(target.set(database="postgres") if database else target)
+    try:
+        major = server_major_version(target)
+    except BackupError:
+        major = server_major_version(target.set(database="postgres"))  # the target may not exist yet
     pg_restore = find_pg_tool("pg_restore", major, bindir)
     _run([pg_restore.path, "--list", str(dump)], {}, f"reading {dump}")
     _ensure_database(target)
