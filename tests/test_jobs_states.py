@@ -236,3 +236,32 @@ def test_put_by_query_over_the_cap_is_rejected_before_locking(make_user: Callabl
     assert resp.status_code == 400 and "5000" in resp.json()["detail"]
     assert alice.get("/jobs/", params={"state": "FAILED", "limit": 0}).json()["count"] == 0
     assert alice.put("/jobs/", params={"workdir__contains": "last"}, json={"state": "FAILED"}).json() == 1
+
+
+def test_deadlock_victims_are_retried(engine: Engine) -> None:
+    """run_write re-runs a transaction PostgreSQL aborted with 40P01; other errors propagate at once."""
+    import pytest
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.orm import Session
+
+    from balsam.server.crud.transactions import run_write
+
+    attempts: list[int] = []
+
+    def work(db: Session, code: str, fail_times: int) -> int:
+        attempts.append(1)
+        if len(attempts) <= fail_times:
+            db.execute(text(f"DO $$ BEGIN RAISE EXCEPTION 'boom' USING ERRCODE = '{code}'; END $$"))
+        return int(db.execute(text("SELECT 42")).scalar_one())
+
+    with Session(engine) as db:
+        assert run_write(db, lambda: work(db, "40P01", 1)) == 42
+        assert len(attempts) == 2
+        attempts.clear()
+        with pytest.raises(DBAPIError):
+            run_write(db, lambda: work(db, "40P01", 5))
+        assert len(attempts) == 3
+        attempts.clear()
+        with pytest.raises(DBAPIError):
+            run_write(db, lambda: work(db, "23505", 1))
+        assert len(attempts) == 1

@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from balsam.server.api.deps import CurrentUser, DbDep, PagingDep, PublisherDep
 from balsam.server.crud import jobs
+from balsam.server.crud.transactions import run_write
 from balsam.server.pubsub import publish_events
 from balsam.server.schemas.common import Id, NaiveUTC, Page, parse_kv_filters
 from balsam.server.schemas.jobs import JobCreate, JobCreateFast, JobOut, JobPatchItem, JobState, JobUpdate
@@ -172,8 +173,8 @@ def create_jobs(raw: RawBody, user: CurrentUser, db: DbDep) -> Response:
 def bulk_update_jobs(raw: RawBody, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> int:
     with bulk_gc_pause():
         items = parse_body(_PATCH_LIST, raw)
-        with db.begin():
-            updated, events = jobs.bulk_patch(db, user.id, [(item.id, item) for item in items])
+        pairs = [(item.id, item) for item in items]
+        updated, events = run_write(db, lambda: jobs.bulk_patch(db, user.id, pairs))
         del items
     publish_events(publisher, user.id, events)
     return updated
@@ -183,8 +184,8 @@ def bulk_update_jobs(raw: RawBody, user: CurrentUser, db: DbDep, publisher: Publ
 def update_jobs_by_query(
     body: Annotated[JobUpdate, Body()], user: CurrentUser, db: DbDep, publisher: PublisherDep, filters: Filters
 ) -> int:
-    with bulk_gc_pause(), db.begin():
-        updated, events = jobs.update_by_query(db, user.id, filters, body)
+    with bulk_gc_pause():
+        updated, events = run_write(db, lambda: jobs.update_by_query(db, user.id, filters, body))
     publish_events(publisher, user.id, events)
     return updated
 
@@ -193,16 +194,14 @@ def update_jobs_by_query(
 def update_job(
     job_id: Id, body: Annotated[JobUpdate, Body()], user: CurrentUser, db: DbDep, publisher: PublisherDep
 ) -> int:
-    with db.begin():
-        updated, events = jobs.apply_updates(db, user.id, [(job_id, body)])
+    updated, events = run_write(db, lambda: jobs.apply_updates(db, user.id, [(job_id, body)]))
     publish_events(publisher, user.id, events)
     return updated
 
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 def delete_job(job_id: Id, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> Response:
-    with db.begin():
-        events = jobs.delete_one(db, user.id, job_id)
+    events = run_write(db, lambda: jobs.delete_one(db, user.id, job_id))
     publisher.publish(user.id, "bulk-delete", "job", {"ids": [job_id]})
     publish_events(publisher, user.id, events)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -210,7 +209,6 @@ def delete_job(job_id: Id, user: CurrentUser, db: DbDep, publisher: PublisherDep
 
 @router.delete("/", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 def delete_jobs(user: CurrentUser, db: DbDep, publisher: PublisherDep, filters: Filters) -> Response:
-    with db.begin():
-        _deleted, events = jobs.delete_by_query(db, user.id, filters)
+    _deleted, events = run_write(db, lambda: jobs.delete_by_query(db, user.id, filters))
     publish_events(publisher, user.id, events)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from balsam.server.api.deps import CurrentUser, DbDep, PagingDep, PublisherDep
 from balsam.server.crud import transfers
+from balsam.server.crud.transactions import run_write
 from balsam.server.pubsub import publish_events
 from balsam.server.schemas.common import Id, Page, parse_kv_filters
 from balsam.server.schemas.transfers import (
@@ -59,9 +60,8 @@ def get_transfer(transfer_id: Id, user: CurrentUser, db: DbDep) -> TransferItemO
 def update_transfer(
     transfer_id: Id, body: TransferItemUpdate, user: CurrentUser, db: DbDep, publisher: PublisherDep
 ) -> TransferItemOut:
-    with db.begin():
-        items, events = transfers.update_items(db, user.id, [(transfer_id, body)], single=True)
-        out = TransferItemOut.model_validate(items[0])
+    items, events = run_write(db, lambda: transfers.update_items(db, user.id, [(transfer_id, body)], single=True))
+    out = TransferItemOut.model_validate(items[0])
     publish_events(publisher, user.id, events)
     return out
 
@@ -70,8 +70,8 @@ def update_transfer(
 def bulk_update_transfers(
     body: list[TransferItemPatch], user: CurrentUser, db: DbDep, publisher: PublisherDep
 ) -> list[TransferItemOut]:
-    with db.begin():
-        items, events = transfers.update_items(db, user.id, [(item.id, item) for item in body])
-        out = [TransferItemOut.model_validate(i) for i in items]
+    pairs = [(item.id, item) for item in body]
+    items, events = run_write(db, lambda: transfers.update_items(db, user.id, pairs))
+    out = [TransferItemOut.model_validate(i) for i in items]
     publish_events(publisher, user.id, events)
     return out
