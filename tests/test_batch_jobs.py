@@ -15,7 +15,7 @@ BJ = {"project": "p", "queue": "debug", "num_nodes": 2, "wall_time_min": 30, "jo
 
 def test_batch_job_lifecycle(make_user: Callable[[str], TestClient], redis_params: dict[str, str]) -> None:
     alice, bob = make_user("alice"), make_user("bob")
-    site_id, _app = make_site_app(alice)
+    site_id, app_id = make_site_app(alice)
     bob_site, _ = make_site_app(bob)
     listener = redis.Redis(**redis_params).pubsub()  # type: ignore[arg-type]
     listener.subscribe("user-1")
@@ -56,7 +56,12 @@ def test_batch_job_lifecycle(make_user: Callable[[str], TestClient], redis_param
     assert alice.get("/batch-jobs/", params={"end_time_before": "2024-01-01 08:00"}).json()["count"] == 0
     assert alice.get("/batch-jobs/", params={"site_id": site_id, "limit": 1, "offset": 1}).json()["count"] == 2
     assert bob.get("/batch-jobs/").json()["count"] == 0
+    (job,) = alice.post("/jobs/", json=[{"app_id": app_id, "workdir": "w"}]).json()
+    assert alice.put(f"/jobs/{job['id']}", json={"batch_job_id": bj["id"]}).json() == 1
+    assert alice.get("/jobs/", params={"batch_job_id": bj["id"]}).json()["count"] == 1
+    assert bob.delete(f"/batch-jobs/{bj['id']}").status_code == 404
     assert alice.delete(f"/batch-jobs/{bj['id']}").status_code == 204
+    assert alice.get(f"/jobs/{job['id']}").json()["batch_job_id"] is None
     assert alice.get(f"/batch-jobs/{bj['id']}").status_code == 404
     actions = []
     while (msg := listener.get_message(timeout=1.0)) is not None:

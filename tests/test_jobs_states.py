@@ -6,9 +6,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
+from balsam.server.crud.transactions import run_write
 from tests.jobs_helpers import create_jobs, events_of, get_job, job_spec, make_site_app, patch
 
 IN = {"input": {"location_alias": "laptop", "path": "/remote/in.dat"}}
@@ -240,12 +244,6 @@ def test_put_by_query_over_the_cap_is_rejected_before_locking(make_user: Callabl
 
 def test_deadlock_victims_are_retried(engine: Engine) -> None:
     """run_write re-runs a transaction PostgreSQL aborted with 40P01; other errors propagate at once."""
-    import pytest
-    from sqlalchemy.exc import DBAPIError
-    from sqlalchemy.orm import Session
-
-    from balsam.server.crud.transactions import run_write
-
     attempts: list[int] = []
 
     def work(db: Session, code: str, fail_times: int) -> int:
