@@ -30,9 +30,11 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_jobs import database  # noqa: E402
 
 from balsam.server.db.migrate import upgrade  # noqa: E402
-from bench.bench_jobs import database  # noqa: E402
 from tests.serving import gunicorn  # noqa: E402
 
 

@@ -26,7 +26,8 @@ import pytest
 from tests.conftest import TEST_SECRET
 from tests.serving import Gunicorn, gunicorn
 
-pytestmark = [pytest.mark.published_client, pytest.mark.serving]
+# needs_network: the first run pip-installs the client from PyPI (deselected in the Nix build sandbox).
+pytestmark = [pytest.mark.published_client, pytest.mark.serving, pytest.mark.needs_network]
 
 CLIENT_VERSION = "0.7.0a24"
 USERNAME = "client-user"

@@ -78,6 +78,9 @@ def test_sessions_are_private(make_user: Callable[[str], TestClient]) -> None:
     assert not_found.status_code == 404 and not_found.json()["error"] == "Not found"
     assert alice.get("/sessions/").json()["count"] == 1
     assert alice.put("/sessions/999999").status_code == 404
+    assert alice.put(f"/sessions/{2**62}").status_code == 404
+    assert alice.post(f"/sessions/{2**62}", json={"max_num_jobs": 1, "filter_tags": {}}).status_code == 404
+    assert alice.get("/sessions/", params={"id": 2**62}).json() == {"count": 0, "results": []}
     assert alice.delete("/sessions/999999").status_code == 404
 
 

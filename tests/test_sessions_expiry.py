@@ -179,6 +179,20 @@ def test_only_one_process_sweeps_at_a_time(make_user: Callable[[str], TestClient
         assert result is not None and result.session_ids == [sid]
 
 
+def test_sweep_skips_a_session_busy_in_a_request(make_user: Callable[[str], TestClient], engine: Engine) -> None:
+    """An acquire or DELETE holds the session row: the sweep leaves it (no FK race, spec §12.15)."""
+    alice = make_user("alice")
+    sid = make_session(alice, make_site(alice))
+    _age_session(engine, sid, 1000)
+    factory = get_sessionmaker()
+    with engine.connect() as other, other.begin():
+        other.execute(select(Session.id).where(Session.id == sid).with_for_update())
+        skipped = sweep_expired(factory, expiry_seconds=300)
+        assert skipped is not None and skipped.session_ids == []
+    swept = sweep_expired(factory, expiry_seconds=300)
+    assert swept is not None and swept.session_ids == [sid]
+
+
 def test_sweep_works_in_batches(make_user: Callable[[str], TestClient], engine: Engine) -> None:
     alice = make_user("alice")
     site_id = make_site(alice)
