@@ -28,7 +28,7 @@ from balsam.server.crud.job_states import (
 )
 from balsam.server.db.tables import App, BatchJob, Job, Site
 from balsam.server.schemas.common import MAX_ITEMS_PER_BULK_OP, like_escape
-from balsam.server.schemas.jobs import READ_ONLY_FIELDS, JobCreate, JobCreateFast, JobState, JobUpdate
+from balsam.server.schemas.jobs import READ_ONLY_FIELDS, JobState, JobUpdate
 
 TOO_MANY_CREATE = f"Cannot bulk-create more than {MAX_ITEMS_PER_BULK_OP} in a single API call."
 TOO_MANY_UPDATE = f"Cannot bulk-update more than {MAX_ITEMS_PER_BULK_OP} in a single API call."
@@ -182,20 +182,18 @@ _INSERT_TRANSFERS = text(
 )
 
 
-_ROW_DUMPERS: dict[type, TypeAdapter[Any]] = {
-    JobCreate: TypeAdapter(list[JobCreate]),
-    JobCreateFast: TypeAdapter(list[JobCreateFast]),
-}
+def bulk_create(db: Session, owner_id: int, rows: list[dict[str, Any]]) -> str:
+    """Create the jobs all-or-nothing and return the JSON array of them, in input order (spec §5.3).
 
-
-def bulk_create(db: Session, owner_id: int, items: Sequence[JobCreate | JobCreateFast]) -> str:
-    """Create the jobs all-or-nothing and return the JSON array of them, in input order (spec §5.3)."""
-    if len(items) > MAX_ITEMS_PER_BULK_OP:
+    `rows` are validated JobCreate values as plain dicts with every field present (see
+    `balsam.server.schemas.jobs.job_create_rows`); they are completed in place into the reply objects.
+    """
+    if len(rows) > MAX_ITEMS_PER_BULK_OP:
         raise BadRequest(TOO_MANY_CREATE)
-    if not items:
+    if not rows:
         return "[]"
     now = utcnow()
-    app_ids = sorted({item.app_id for item in items})
+    app_ids = sorted({row["app_id"] for row in rows})
     apps = {
         r.id: r
         for r in db.execute(
@@ -206,7 +204,7 @@ def bulk_create(db: Session, owner_id: int, items: Sequence[JobCreate | JobCreat
     }
     if len(apps) != len(app_ids):
         raise BadRequest("Could not find one or more Apps. Double check app_id fields.", 404)
-    parent_ids = sorted({p for item in items for p in item.parent_ids})
+    parent_ids = sorted({p for row in rows for p in row["parent_ids"]})
     parent_states: dict[int, str] = {}
     if parent_ids:
         # FOR SHARE: a parent finishing concurrently waits for us, then its child release sees our jobs.
@@ -221,13 +219,13 @@ def bulk_create(db: Session, owner_id: int, items: Sequence[JobCreate | JobCreat
         }
         if len(parent_states) != len(parent_ids):
             raise BadRequest("Could not find one or more Jobs set as parents. Double check parent_ids fields.", 404)
-    if len({item.workdir for item in items}) != len(items):
+    if len({row["workdir"] for row in rows}) != len(rows):
         raise BadRequest("Workdirs must be unique for each call to bulk-create Jobs.")
 
     ids = [
         r[0]
         for r in db.execute(
-            text("SELECT nextval(pg_get_serial_sequence('jobs', 'id')) FROM generate_series(1, :n)"), {"n": len(items)}
+            text("SELECT nextval(pg_get_serial_sequence('jobs', 'id')) FROM generate_series(1, :n)"), {"n": len(rows)}
         )
     ]
     t_job: list[int] = []
@@ -236,46 +234,44 @@ def bulk_create(db: Session, owner_id: int, items: Sequence[JobCreate | JobCreat
     t_remote: list[str] = []
     t_alias: list[str] = []
     t_rec: list[bool] = []
-    states: list[str] = []
-    for job_id, item in zip(ids, items, strict=True):
-        app = apps[item.app_id]
-        has_in = False
-        for slot_name, spec in item.transfers.items():
-            slot = (app.transfers or {}).get(slot_name)
-            if slot is None:
-                raise BadRequest(f"App {app.name} has no Transfer slot named {slot_name}")
-            if spec.location_alias not in (app.transfer_locations or {}):
-                raise BadRequest(f"Site has no Transfer URL named {spec.location_alias}")
-            direction = slot["direction"]
-            has_in = has_in or direction == "in"
-            t_job.append(job_id)
-            t_dir.append(direction)
-            t_local.append(slot["local_path"])
-            t_remote.append(spec.path)
-            t_alias.append(spec.location_alias)
-            t_rec.append(bool(slot.get("recursive", False)))
-        if any(parent_states[p] != JobState.JOB_FINISHED for p in item.parent_ids):
-            state = JobState.AWAITING_PARENTS
-        elif has_in:
-            state = JobState.READY
-        else:
-            state = JobState.STAGED_IN
-        states.append(str(state))
     # One document serves as the INSERT parameter and as the reply: jsonb_to_recordset ignores the keys it
     # does not declare, and the reply holds exactly the values the rows get.
     stamp = now.isoformat()
-    dumper = _ROW_DUMPERS[type(items[0])]
-    rows: list[dict[str, Any]] = dumper.dump_python(list(items), mode="json", exclude={"__all__": {"transfers"}})
-    for row, job_id, state_name in zip(rows, ids, states, strict=True):
+    finished = JobState.JOB_FINISHED.value
+    for job_id, row in zip(ids, rows, strict=True):
+        has_in = False
+        transfers = row.pop("transfers")
+        if transfers:
+            app = apps[row["app_id"]]
+            for slot_name, spec in transfers.items():
+                slot = (app.transfers or {}).get(slot_name)
+                if slot is None:
+                    raise BadRequest(f"App {app.name} has no Transfer slot named {slot_name}")
+                if spec["location_alias"] not in (app.transfer_locations or {}):
+                    raise BadRequest(f"Site has no Transfer URL named {spec['location_alias']}")
+                direction = slot["direction"]
+                has_in = has_in or direction == "in"
+                t_job.append(job_id)
+                t_dir.append(direction)
+                t_local.append(slot["local_path"])
+                t_remote.append(spec["path"])
+                t_alias.append(spec["location_alias"])
+                t_rec.append(bool(slot.get("recursive", False)))
+        parents = row["parent_ids"]
+        if parents:
+            parents = row["parent_ids"] = sorted(set(parents))
+        if parents and any(parent_states[p] != finished for p in parents):
+            row["state"] = JobState.AWAITING_PARENTS.value
+        elif has_in:
+            row["state"] = JobState.READY.value
+        else:
+            row["state"] = JobState.STAGED_IN.value
         row["id"] = job_id
-        row["state"] = state_name
         row["last_update"] = stamp
         row["serialized_return_value"] = ""
         row["serialized_exception"] = ""
         row["pending_file_cleanup"] = True
         row["batch_job_id"] = None
-        if len(row["parent_ids"]) > 1:
-            row["parent_ids"] = sorted(set(row["parent_ids"]))
     document = json.dumps(rows)
     db.execute(_INSERT_JOBS, {"rows": document, "now": now})
     if t_job:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 import posixpath
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, field_validator
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from balsam.server.schemas.common import (
     Id,
@@ -107,34 +108,60 @@ class JobCreate(InputModel):
         return sorted(set(value))
 
 
-class _FastTransferSpec(InputModel):
+class _FastTransferSpec(TypedDict):
     location_alias: Annotated[str, Field(min_length=1, max_length=1024)]
     path: Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^/")]
 
 
-class JobCreateFast(InputModel):
-    """JobCreate with every check done in pydantic-core (no Python validators), for bodies that contain no
-    `\\u0000` escape: 5,000 items validate in about half the time. Stricter than JobCreate (dict values must
-    already be strings), so the route falls back to JobCreate when this one rejects a body; either way the
-    accepted values are the same. `parent_ids` is de-duplicated by the caller.
+class JobCreateDict(TypedDict):
+    """JobCreate checked entirely by pydantic-core (no Python validators, no model objects), for bodies
+    that contain no `\\u0000` escape: 5,000 items validate several times faster. Stricter than JobCreate
+    (dict values must already be strings), so `job_create_rows` falls back to JobCreate when this rejects
+    a body; either way the accepted values are the same. `parent_ids` is de-duplicated by the caller.
     """
 
     app_id: Id
     workdir: Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^[^/]")]
-    tags: dict[str, str] = Field(default_factory=dict)
-    serialized_parameters: Annotated[str, Field(max_length=MAX_SERIALIZED)] = ""
-    data: dict[str, Any] = Field(default_factory=dict)
-    return_code: Int32 | None = None
-    num_nodes: PosInt32 = 1
-    ranks_per_node: PosInt32 = 1
-    threads_per_rank: PosInt32 = 1
-    threads_per_core: PosInt32 = 1
-    gpus_per_rank: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] = 0.0
-    node_packing_count: PosInt32 = 1
-    wall_time_min: NonNegInt32 = 0
-    launch_params: dict[str, str] = Field(default_factory=dict)
-    parent_ids: list[Id] = Field(default_factory=list, max_length=100_000)
-    transfers: dict[Annotated[str, Field(max_length=256)], _FastTransferSpec] = Field(default_factory=dict)
+    tags: NotRequired[dict[str, str]]
+    serialized_parameters: NotRequired[Annotated[str, Field(max_length=MAX_SERIALIZED)]]
+    data: NotRequired[dict[str, Any]]
+    return_code: NotRequired[Int32 | None]
+    num_nodes: NotRequired[PosInt32]
+    ranks_per_node: NotRequired[PosInt32]
+    threads_per_rank: NotRequired[PosInt32]
+    threads_per_core: NotRequired[PosInt32]
+    gpus_per_rank: NotRequired[Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]]
+    node_packing_count: NotRequired[PosInt32]
+    wall_time_min: NotRequired[NonNegInt32]
+    launch_params: NotRequired[dict[str, str]]
+    parent_ids: NotRequired[Annotated[list[Id], Field(max_length=100_000)]]
+    transfers: NotRequired[dict[Annotated[str, Field(max_length=256)], _FastTransferSpec]]
+
+
+# JobCreate's defaults, for rows validated as JobCreateDict. Shared objects: rows must not mutate them.
+JOB_CREATE_DEFAULTS: dict[str, Any] = {
+    name: (field.default_factory() if field.default_factory is not None else field.default)  # type: ignore[call-arg]
+    for name, field in JobCreate.model_fields.items()
+    if not field.is_required()
+}
+_CREATE_FAST = TypeAdapter(list[JobCreateDict])
+_CREATE_FULL = TypeAdapter(list[JobCreate])
+
+
+def job_create_rows(raw: bytes) -> list[dict[str, Any]]:
+    """Validate a `POST /jobs/` body into plain dicts with every JobCreate field present.
+
+    Bodies with no NUL escape go through the all-Rust JobCreateDict first; anything it rejects is validated
+    again by JobCreate, which coerces what it may (e.g. numbers in tags) and raises the 422 details.
+    """
+    if b"\\u0000" not in raw and b"\x00" not in raw:
+        try:
+            return [{**JOB_CREATE_DEFAULTS, **item} for item in _CREATE_FAST.validate_json(raw)]
+        except ValidationError:
+            pass
+    models = _CREATE_FULL.validate_json(raw or b"null")
+    rows: list[dict[str, Any]] = _CREATE_FULL.dump_python(models, mode="json")
+    return rows
 
 
 # Fields a JobUpdate may change, stored on the job row.

@@ -10,7 +10,7 @@ import gc
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -21,13 +21,11 @@ from balsam.server.crud import jobs
 from balsam.server.crud.transactions import run_write
 from balsam.server.pubsub import publish_events
 from balsam.server.schemas.common import Id, NaiveUTC, Page, parse_kv_filters
-from balsam.server.schemas.jobs import JobCreate, JobCreateFast, JobOut, JobPatchItem, JobState, JobUpdate
+from balsam.server.schemas.jobs import JobCreate, JobOut, JobPatchItem, JobState, JobUpdate, job_create_rows
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 T = TypeVar("T")
 
-_CREATE_LIST = TypeAdapter(list[JobCreate])
-_CREATE_LIST_FAST = TypeAdapter(list[JobCreateFast])
 _PATCH_LIST = TypeAdapter(list[JobPatchItem])
 _JSON = "application/json"
 
@@ -76,15 +74,12 @@ def parse_body(adapter: TypeAdapter[T], raw: bytes) -> T:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
 
 
-def parse_create(raw: bytes) -> list[JobCreate] | list[JobCreateFast]:
-    """Bodies with no NUL escape go through the all-Rust model first; anything it rejects is validated
-    again by JobCreate, which coerces what it may and produces the 422 details."""
-    if b"\\u0000" not in raw and b"\x00" not in raw:
-        try:
-            return _CREATE_LIST_FAST.validate_json(raw)
-        except ValidationError:
-            pass
-    return parse_body(_CREATE_LIST, raw)
+def parse_create(raw: bytes) -> list[dict[str, Any]]:
+    try:
+        return job_create_rows(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
 
 
 Ordering = Literal["last_update", "-last_update", "id", "-id", "state", "-state", "workdir", "-workdir"]
@@ -153,10 +148,10 @@ def get_job(job_id: Id, user: CurrentUser, db: DbDep) -> Response:
 )
 def create_jobs(raw: RawBody, user: CurrentUser, db: DbDep) -> Response:
     with bulk_gc_pause():
-        items = parse_create(raw)
+        rows = parse_create(raw)
         with db.begin():
-            body = jobs.bulk_create(db, user.id, items)
-        del items
+            body = jobs.bulk_create(db, user.id, rows)
+        del rows
     return Response(body, status_code=status.HTTP_201_CREATED, media_type=_JSON)
 
 
