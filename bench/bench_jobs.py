@@ -139,6 +139,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=5_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each creates --jobs new jobs")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (both workers warm up)")
     args = parser.parse_args()
 
     print(f"machine: {platform.node()} {platform.machine()} cpus={os.cpu_count()} python={platform.python_version()}")
@@ -167,6 +168,9 @@ def main() -> None:
             gc.collect()
             gc.freeze()
             gc.disable()
+            for w in range(args.warmup):
+                print(f"warm-up {w + 1} (not counted):")
+                run_round(http, app["id"], args.jobs, args.chunk, f"w{w}")
             for r in range(args.repeat):
                 print(f"round {r + 1}:")
                 rounds.append(run_round(http, app["id"], args.jobs, args.chunk, f"r{r}"))
