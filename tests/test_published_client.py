@@ -1,8 +1,9 @@
 """The published Balsam client (PyPI `balsam==0.7.0a24`, spec §11) against a live gunicorn of ours.
 
 The client lives in its own virtualenv, because it is also a package named `balsam` and pins pydantic 1.
-The virtualenv is built once and cached under `$BALSAM_CLIENT_VENV_CACHE`, else
-`${XDG_CACHE_HOME:-~/.cache}/balsam-service-tests/client-0.7.0a24`; it is reused while it imports. A file
+The virtualenv is built once and cached under `$PUBLISHED_CLIENT_CACHE_DIR/client-0.7.0a24` (not a BALSAM_
+name: conftest clears those), else `${XDG_CACHE_HOME:-~/.cache}/balsam-service-tests/client-0.7.0a24`; it is
+reused while it imports. A file
 lock keeps concurrent test runs from building it twice. Every client process runs with a temporary HOME
 and `BALSAM_CLIENT_PATH`, so the real `~/.balsam` is never touched.
 
@@ -35,7 +36,7 @@ PASSWORD = "client-pass-123"
 
 
 def _cache_dir() -> Path:
-    explicit = os.environ.get("BALSAM_CLIENT_VENV_CACHE")
+    explicit = os.environ.get("PUBLISHED_CLIENT_CACHE_DIR")
     if explicit:
         return Path(explicit)
     xdg = os.environ.get("XDG_CACHE_HOME")
