@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
@@ -69,8 +70,14 @@ def _workload(user: TestClient, n: int) -> None:
 
 
 def test_api_keeps_serving_with_redis_stopped_mid_run(
-    own_redis: RedisServer, app_factory: Callable[..., TestClient], pubsub_log: pytest.LogCaptureFixture
+    own_redis: RedisServer,
+    app_factory: Callable[..., TestClient],
+    pubsub_log: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from balsam.server import pubsub
+
+    monkeypatch.setattr(pubsub, "SUSPEND_SECONDS", 0.5)  # shorten the post-failure pause for this test
     user, token = _user(app_factory(BALSAM_REDIS_PARAMS=json.dumps(own_redis.params)), "alice")
     pubsub_log.set_level(logging.INFO, logger="balsam")  # after the app configured logging
     with user.websocket_connect("/subscribe-user") as ws:
@@ -87,7 +94,7 @@ def test_api_keeps_serving_with_redis_stopped_mid_run(
                 ws.receive_bytes()
         assert closed.value.code == 1013
 
-    # Every kind of request still succeeds. (Kept short: each publish currently stalls, see the xfail below.)
+    # Every kind of request still succeeds.
     site_id = user.post("/sites/", json={"name": "after", "path": "/after"}).json()["id"]
     assert user.get("/sites/").json()["count"] == 1
     app_id = user.post(
@@ -116,22 +123,35 @@ def test_api_keeps_serving_with_redis_stopped_mid_run(
 
     # Redis comes back: publishing resumes on its own.
     own_redis.start()
+    time.sleep(0.6)  # let the (shortened) suspension after the last failure run out
     _workload(user, 9)
     assert any("works again" in r.getMessage() for r in pubsub_log.records)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="balsam.server.pubsub.Publisher uses redis-py's default retry (3 retries, 1-10 s jittered backoff), "
-    "so with Redis down every publishing request stalls ~7 s. Needs retry=Retry(NoBackoff(), 0) and a short "
-    "circuit breaker in Publisher (owned by another issue); remove this marker then.",
-)
-def test_publishing_with_redis_down_does_not_stall_requests(
+def test_publishing_with_redis_down_is_not_retried_and_then_suspended(
     own_redis: RedisServer, app_factory: Callable[..., TestClient]
 ) -> None:
+    """With Redis down, one failed attempt (no retry loop inside the request), then publishes are skipped
+    without touching the network until the suspension ends, and publishing resumes once Redis is back."""
+    from balsam.server import pubsub
+
     user, _ = _user(app_factory(BALSAM_REDIS_PARAMS=json.dumps(own_redis.params)), "bob")
+    publisher = pubsub.get_publisher()
+    retry = publisher._client.get_retry() if publisher._client is not None else None
+    assert retry is not None and retry._retries == 0
     own_redis.stop()
-    started = time.monotonic()
-    site = user.post("/sites/", json={"name": "s", "path": "/s"})  # publishes create/site
-    assert site.status_code == 201
-    assert time.monotonic() - started < 1.0
+    assert user.post("/sites/", json={"name": "s", "path": "/s"}).status_code == 201  # the failed attempt
+    assert publisher.skipped == 0
+    assert user.post("/sites/", json={"name": "t", "path": "/t"}).status_code == 201
+    assert publisher.skipped == 1  # dropped without a connection attempt
+    own_redis.start()
+    publisher._suspended_until = 0.0  # end the suspension instead of sleeping through it
+    listener = redis.Redis(unix_socket_path=str(own_redis.socket_path))
+    channel = listener.pubsub()
+    channel.subscribe(pubsub.user_channel(user.get("/auth/password/me").json()["id"]))
+    channel.get_message(timeout=1.0)  # the subscribe confirmation
+    assert user.post("/sites/", json={"name": "u", "path": "/u"}).status_code == 201
+    message = channel.get_message(timeout=5.0)
+    assert message is not None and json.loads(message["data"])["data"]["name"] == "u"
+    channel.close()
+    listener.close()
