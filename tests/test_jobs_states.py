@@ -263,3 +263,21 @@ def test_deadlock_victims_are_retried(engine: Engine) -> None:
         with pytest.raises(DBAPIError):
             run_write(db, lambda: work(db, "23505", 1))
         assert len(attempts) == 1
+
+
+def test_requested_ready_skips_stage_in_when_nothing_is_pending(make_user: Callable[[str], TestClient]) -> None:
+    alice = make_user("alice")
+    _site, app_id = make_site_app(alice)
+    plain, staged = create_jobs(alice, [job_spec(app_id, "p"), job_spec(app_id, "s", transfers=IN)])
+    patch(alice, [{"id": plain["id"], "state": "FAILED"}, {"id": staged["id"], "state": "FAILED"}])
+    # Re-run: READY is requested; with no pending `in` item the job is stored STAGED_IN (one event).
+    patch(
+        alice,
+        [{"id": plain["id"], "state": "READY", "state_data": {"by": "op"}}, {"id": staged["id"], "state": "READY"}],
+    )
+    assert get_job(alice, plain["id"])["state"] == "STAGED_IN"
+    last = events_of(alice, plain["id"])[-1]
+    assert (last["from_state"], last["to_state"]) == ("FAILED", "STAGED_IN")
+    assert last["data"] == {"by": "op", "message": "Skipped stage in"}
+    assert get_job(alice, staged["id"])["state"] == "READY"  # its stage-in is still pending
+    assert events_of(alice, staged["id"])[-1]["to_state"] == "READY"
