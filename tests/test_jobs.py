@@ -29,6 +29,9 @@ def test_bulk_create_shapes_and_initial_states(make_user: Callable[[str], TestCl
     fetched = get_job(alice, created[0]["id"])
     assert set(fetched) == set(JOB_OUT_FIELDS) and fetched["session_id"] is None
     assert fetched["last_update"] == created[0]["last_update"]
+    # The list (row_to_json of the whole row) carries exactly the same keys and values.
+    listed = alice.get("/jobs/", params={"id": created[0]["id"]}).json()["results"]
+    assert listed == [fetched]
     child = create_jobs(
         alice, [job_spec(app_id, "child", parent_ids=[created[1]["id"], created[0]["id"], created[1]["id"]])]
     )[0]

@@ -1,7 +1,8 @@
 """Fast job serialisation: the §5.1 JSON object is built by PostgreSQL, Python only joins strings.
 
-Use `job_json_column()` in any SELECT over `jobs` (list, acquire, create replies) and `json_array()` to
-wrap the fetched strings, or `jobs_json_by_ids()` to serialise given ids in a given order.
+Use `job_json_column()` in any SELECT over `jobs` (acquire, detail) and `json_array()` to wrap the fetched
+strings, `jobs_json_by_ids()` to serialise given ids in a given order, or `job_rows_json()` (row_to_json,
+the cheapest, used by the job list) around a filtered, ordered, paged SELECT of the whole `jobs` row.
 
 `to_json(timestamp)` yields naive ISO-8601 (`2024-01-02T03:04:05.123456`), as spec §14.4 requires; dict
 columns are coalesced so they are never `null`.
