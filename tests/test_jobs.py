@@ -191,3 +191,11 @@ def test_deletes(make_user: Callable[[str], TestClient], engine: Engine) -> None
     # Bulk delete skips the held job and answers 204.
     assert alice.delete("/jobs/", params={"tags": "d:1"}).status_code == 204
     assert [j["id"] for j in alice.get("/jobs/").json()["results"]] == [held]
+
+
+def test_openapi_documents_the_bulk_bodies(client: TestClient) -> None:
+    doc = client.get("/openapi.json")
+    assert doc.status_code == 200
+    post = doc.json()["paths"]["/jobs/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert post["type"] == "array" and "workdir" in post["items"]["properties"]
+    assert "#/$defs/" not in doc.text  # every reference resolves inside the OpenAPI document

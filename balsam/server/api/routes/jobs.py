@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from balsam.server.api.deps import CurrentUser, DbDep, PagingDep, PublisherDep
 from balsam.server.crud import jobs
@@ -63,6 +63,34 @@ async def _raw_body(request: Request) -> bytes:
 
 
 RawBody = Annotated[bytes, Depends(_raw_body)]
+
+
+def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its `$defs` inlined, to embed under a request body in OpenAPI."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+def _array_body(model: type[BaseModel]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {_JSON: {"schema": {"type": "array", "items": _inline_schema(model)}}},
+        }
+    }
 
 
 def parse_body(adapter: TypeAdapter[T], raw: bytes) -> T:
@@ -139,12 +167,7 @@ def get_job(job_id: Id, user: CurrentUser, db: DbDep) -> Response:
     "/",
     status_code=status.HTTP_201_CREATED,
     responses={201: {"model": list[JobOut]}},
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {_JSON: {"schema": {"type": "array", "items": JobCreate.model_json_schema()}}},
-        }
-    },
+    openapi_extra=_array_body(JobCreate),
 )
 def create_jobs(raw: RawBody, user: CurrentUser, db: DbDep) -> Response:
     with bulk_gc_pause():
@@ -158,12 +181,7 @@ def create_jobs(raw: RawBody, user: CurrentUser, db: DbDep) -> Response:
 @router.patch(
     "/",
     response_model=int,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {_JSON: {"schema": {"type": "array", "items": JobPatchItem.model_json_schema()}}},
-        }
-    },
+    openapi_extra=_array_body(JobPatchItem),
 )
 def bulk_update_jobs(raw: RawBody, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> int:
     with bulk_gc_pause():
