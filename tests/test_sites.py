@@ -110,3 +110,36 @@ def test_auth_required(client: TestClient) -> None:
     bad = client.get("/sites/", headers={"Authorization": "Bearer not-a-jwt"})
     assert bad.status_code == 401 and bad.json() == {"detail": "Could not validate credentials"}
     assert client.get("/sites/", headers={"Authorization": "Basic abc"}).status_code == 401
+
+
+def _app(user: TestClient, site_id: int, name: str) -> int:
+    body = {"site_id": site_id, "name": name, "serialized_class": "c", "source_code": "s"}
+    return int(user.post("/apps/", json=body).json()["id"])
+
+
+def test_deleting_a_site_or_app_releases_children_elsewhere(make_user: Callable[[str], TestClient]) -> None:
+    """A cascade that deletes parent jobs counts as finishing them (docs/job-states.md), in every site."""
+    alice = make_user("alice")
+    s1 = alice.post("/sites/", json={"name": "one", "path": "/one"}).json()["id"]
+    s2 = alice.post("/sites/", json={"name": "two", "path": "/two"}).json()["id"]
+    a1, a2, a3 = _app(alice, s1, "parents"), _app(alice, s2, "children"), _app(alice, s2, "more_parents")
+    [p1] = alice.post("/jobs/", json=[{"app_id": a1, "workdir": "p1"}]).json()
+    [p2] = alice.post("/jobs/", json=[{"app_id": a3, "workdir": "p2"}]).json()
+    c1, c2 = alice.post(
+        "/jobs/",
+        json=[
+            {"app_id": a2, "workdir": "c1", "parent_ids": [p1["id"]]},
+            {"app_id": a2, "workdir": "c2", "parent_ids": [p1["id"], p2["id"]]},
+        ],
+    ).json()
+    assert c1["state"] == c2["state"] == "AWAITING_PARENTS"
+
+    assert alice.delete(f"/sites/{s1}").status_code == 204
+    assert alice.get(f"/jobs/{c1['id']}").json()["state"] == "STAGED_IN"
+    assert alice.get(f"/jobs/{c2['id']}").json()["state"] == "AWAITING_PARENTS"  # p2 still pending
+
+    assert alice.delete(f"/apps/{a3}").status_code == 204
+    assert alice.get(f"/jobs/{c2['id']}").json()["state"] == "STAGED_IN"
+    events = alice.get("/events/", params={"job_id": c2["id"]}).json()["results"]
+    newest = events[0]  # newest first
+    assert (newest["from_state"], newest["to_state"]) == ("AWAITING_PARENTS", "STAGED_IN")

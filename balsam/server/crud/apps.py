@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, delete, func, select, update
@@ -9,7 +10,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from balsam.server.api.errors import BadRequest, NotFound
-from balsam.server.db.tables import App, Site
+from balsam.server.crud.job_states import lock_selected_jobs, release_children
+from balsam.server.db.tables import App, Job, Site
 from balsam.server.schemas.apps import AppCreate, AppUpdate
 from balsam.server.schemas.common import like_escape
 
@@ -97,6 +99,9 @@ def update_fields(db: Session, owner_id: int, app_id: int, body: AppUpdate) -> t
     return app, changes
 
 
-def delete_owned(db: Session, owner_id: int, app_id: int) -> None:
-    get_owned(db, owner_id, app_id)
+def delete_owned(db: Session, owner_id: int, app_id: int) -> list[dict[str, Any]]:
+    """Delete the app and its jobs; release jobs of other apps that waited on them (returns their events)."""
+    get_owned(db, owner_id, app_id, lock=True)
+    doomed = lock_selected_jobs(db, select(Job.id).where(Job.app_id == app_id))
     db.execute(delete(App).where(App.id == app_id))
+    return release_children(db, doomed, datetime.utcnow())

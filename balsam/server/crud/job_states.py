@@ -38,9 +38,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Select, text
 from sqlalchemy.orm import Session
 
+from balsam.server.db.tables import Job
 from balsam.server.schemas.jobs import JobState
 
 S = JobState
@@ -163,6 +164,13 @@ def lock_jobs(db: Session, job_ids: Iterable[int]) -> dict[int, str]:
         {"ids": ids},
     )
     return {r[0]: r[1] for r in rows}
+
+
+def lock_selected_jobs(db: Session, ids_query: Select[tuple[int]]) -> list[int]:
+    """Lock the jobs selected by `ids_query` in id order (the order every job-locking statement uses) and
+    return their ids; used before a cascade delete so it cannot deadlock with bulk updates."""
+    locked = ids_query.order_by(Job.id).with_for_update(of=Job)
+    return [row[0] for row in db.execute(locked)]
 
 
 def release_children(db: Session, parent_ids: Sequence[int], now: datetime) -> list[dict[str, Any]]:

@@ -10,7 +10,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from balsam.server.api.errors import BadRequest, NotFound
-from balsam.server.db.tables import Site
+from balsam.server.crud.job_states import lock_selected_jobs, release_children
+from balsam.server.db.tables import App, Job, Site
 from balsam.server.schemas.common import like_escape
 from balsam.server.schemas.sites import SiteCreate, SiteUpdate
 
@@ -91,7 +92,13 @@ def update_fields(db: Session, owner_id: int, site_id: int, body: SiteUpdate) ->
     return site, changes
 
 
-def delete_owned(db: Session, owner_id: int, site_id: int) -> None:
-    deleted = db.execute(delete(Site).where(Site.id == site_id, Site.owner_id == owner_id).returning(Site.id)).first()
-    if deleted is None:
-        raise NotFound()
+def delete_owned(db: Session, owner_id: int, site_id: int) -> list[dict[str, Any]]:
+    """Delete the site and, by cascade, its apps, jobs, batch jobs and sessions.
+
+    Jobs elsewhere that waited on the deleted jobs are released (a deleted parent counts as finished, see
+    docs/job-states.md); returns the events of those releases.
+    """
+    get_owned(db, owner_id, site_id, lock=True)
+    doomed = lock_selected_jobs(db, select(Job.id).join(App, Job.app_id == App.id).where(App.site_id == site_id))
+    db.execute(delete(Site).where(Site.id == site_id))
+    return release_children(db, doomed, utcnow())

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Query, Response, status
 
 from balsam.server.api.deps import CurrentUser, DbDep, PagingDep, PublisherDep
 from balsam.server.crud import apps
+from balsam.server.crud.transactions import run_write
+from balsam.server.pubsub import publish_events
 from balsam.server.schemas.apps import AppCreate, AppOut, AppUpdate
 from balsam.server.schemas.common import Id, Page
 
@@ -54,7 +56,7 @@ def update_app(app_id: Id, body: AppUpdate, user: CurrentUser, db: DbDep, publis
 
 @router.delete("/{app_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 def delete_app(app_id: Id, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> Response:
-    with db.begin():
-        apps.delete_owned(db, user.id, app_id)
+    released = run_write(db, lambda: apps.delete_owned(db, user.id, app_id))
     publisher.publish(user.id, "delete", "app", {"id": app_id})
+    publish_events(publisher, user.id, released)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Query, Response, status
 
 from balsam.server.api.deps import CurrentUser, DbDep, PagingDep, PublisherDep
 from balsam.server.crud import sites
+from balsam.server.crud.transactions import run_write
+from balsam.server.pubsub import publish_events
 from balsam.server.schemas.common import Id, NaiveUTC, Page
 from balsam.server.schemas.sites import SiteCreate, SiteOut, SiteUpdate
 
@@ -54,7 +56,7 @@ def update_site(site_id: Id, body: SiteUpdate, user: CurrentUser, db: DbDep, pub
 
 @router.delete("/{site_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 def delete_site(site_id: Id, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> Response:
-    with db.begin():
-        sites.delete_owned(db, user.id, site_id)
+    released = run_write(db, lambda: sites.delete_owned(db, user.id, site_id))
     publisher.publish(user.id, "delete", "site", {"id": site_id})
+    publish_events(publisher, user.id, released)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
