@@ -199,3 +199,24 @@ def test_openapi_documents_the_bulk_bodies(client: TestClient) -> None:
     post = doc.json()["paths"]["/jobs/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert post["type"] == "array" and "workdir" in post["items"]["properties"]
     assert "#/$defs/" not in doc.text  # every reference resolves inside the OpenAPI document
+
+
+def test_created_reply_timestamps_match_later_reads(make_user: Callable[[str], TestClient], engine: Engine) -> None:
+    """The create reply and every later read write `last_update` identically, whatever its microseconds."""
+    from datetime import datetime
+
+    from balsam.server.crud.job_json import pg_json_timestamp
+
+    with engine.connect() as conn:
+        for micro in (0, 120000, 123400, 123456, 5):
+            value = datetime(2024, 1, 2, 3, 4, 5, micro)
+            from_sql = conn.execute(text("SELECT to_json(CAST(:v AS timestamp))::text"), {"v": value}).scalar_one()
+            assert f'"{pg_json_timestamp(value)}"' == from_sql
+    alice = make_user("alice")
+    site_id = alice.post("/sites/", json={"name": "s", "path": "/s"}).json()["id"]
+    app_id = alice.post(
+        "/apps/", json={"site_id": site_id, "name": "a", "serialized_class": "c", "source_code": "s"}
+    ).json()["id"]
+    for i in range(20):
+        [created] = alice.post("/jobs/", json=[{"app_id": app_id, "workdir": f"w{i}"}]).json()
+        assert alice.get(f"/jobs/{created['id']}").json()["last_update"] == created["last_update"]

@@ -11,6 +11,7 @@ columns are coalesced so they are never `null`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -105,6 +106,13 @@ def bigint_array(values: Iterable[int], name: str | None = None) -> ColumnElemen
     """One `bigint[]` parameter: `col == func.any(bigint_array(ids))` beats an IN list of thousands."""
     param: BindParameter[list[int]] = bindparam(name, list(values), type_=_BigIntArray(), unique=name is None)
     return cast(param, _ARRAY_TYPE)
+
+
+def pg_json_timestamp(value: datetime) -> str:
+    """A naive timestamp written exactly as PostgreSQL's `to_json` writes it (fraction without trailing
+    zeros, none at all for whole seconds), so replies built in Python match the ones built in SQL."""
+    text_value = value.isoformat(timespec="microseconds")
+    return text_value.rstrip("0").rstrip(".") if "." in text_value else text_value
 
 
 def json_array(items: Iterable[str]) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Select, func, select, text
 from sqlalchemy.orm import Session
 
 from balsam.server.api.errors import BadRequest, NotFound
-from balsam.server.crud.job_json import bigint_array, job_json_column, job_rows_json, json_array
+from balsam.server.crud.job_json import bigint_array, job_json_column, job_rows_json, json_array, pg_json_timestamp
 from balsam.server.crud.job_states import (
     StateChange,
     insert_events,
@@ -236,7 +236,7 @@ def bulk_create(db: Session, owner_id: int, rows: list[dict[str, Any]]) -> str:
     t_rec: list[bool] = []
     # One document serves as the INSERT parameter and as the reply: jsonb_to_recordset ignores the keys it
     # does not declare, and the reply holds exactly the values the rows get.
-    stamp = now.isoformat()
+    stamp = pg_json_timestamp(now)
     finished = JobState.JOB_FINISHED.value
     for job_id, row in zip(ids, rows, strict=True):
         has_in = False

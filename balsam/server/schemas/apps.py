@@ -5,9 +5,9 @@ from __future__ import annotations
 import posixpath
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from balsam.server.schemas.common import InputModel, OutputModel, Str
+from balsam.server.schemas.common import InputModel, OutputModel, Str, not_null
 
 MAX_SERIALIZED_CLASS = 262_144
 
@@ -75,12 +75,7 @@ class AppUpdate(_AppFields):
     serialized_class: Annotated[Str, Field(max_length=MAX_SERIALIZED_CLASS)] | None = None
     source_code: Str | None = None
 
-    @field_validator("site_id", "name", "serialized_class", "source_code", "description")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("may be omitted but not null")
-        return value
+    _not_null = not_null("site_id", "name", "serialized_class", "source_code", "description")
 
 
 class AppOut(OutputModel):

@@ -15,6 +15,7 @@ from balsam.server.schemas.common import (
     PosInt32,
     Str,
     StrDict,
+    not_null,
 )
 
 BatchJobState = Literal["pending_submission", "queued", "running", "finished", "submit_failed", "pending_deletion"]
@@ -49,12 +50,7 @@ class BatchJobUpdate(InputModel):
     start_time: NaiveUTC | None = None
     end_time: NaiveUTC | None = None
 
-    @field_validator("state", "status_info")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("may be omitted but not null")
-        return value
+    _not_null = not_null("state", "status_info")
 
 
 class BatchJobPatch(BatchJobUpdate):

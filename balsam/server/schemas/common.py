@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator
 
 T = TypeVar("T")
 
@@ -70,6 +70,17 @@ NonNegInt32 = Annotated[int, Field(ge=0, le=INT32_MAX)]
 Id = Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]
 StrDict = Annotated[dict[Str, Str], BeforeValidator(_coerce_str_values)]
 JsonDict = Annotated[dict[str, Any], AfterValidator(check_json_no_nul)]
+
+
+def not_null(*fields: str) -> Any:
+    """A validator for partial updates: these fields may be left out of the body, but not sent as null."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
+
+    return field_validator(*fields)(check)
 
 
 class InputModel(BaseModel):

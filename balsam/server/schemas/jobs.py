@@ -26,6 +26,7 @@ from balsam.server.schemas.common import (
     PosInt32,
     Str,
     StrDict,
+    not_null,
 )
 
 MAX_SERIALIZED = 512_000
@@ -242,12 +243,7 @@ class JobUpdate(InputModel):
     session_id: Id | None = None
     transfers: dict[str, Any] | None = None
 
-    @field_validator(*_NOT_NULL)
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("may be omitted but not null")
-        return value
+    _not_null = not_null(*_NOT_NULL)
 
 
 class JobPatchItem(JobUpdate):

@@ -6,17 +6,9 @@ import posixpath
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field
 
-from balsam.server.schemas.common import (
-    InputModel,
-    Int32,
-    NaiveUTC,
-    NonNegInt32,
-    OutputModel,
-    Str,
-    StrDict,
-)
+from balsam.server.schemas.common import InputModel, Int32, NaiveUTC, NonNegInt32, OutputModel, Str, StrDict, not_null
 
 BatchJobStateName = Literal["pending_submission", "queued", "running", "finished", "submit_failed", "pending_deletion"]
 
@@ -84,12 +76,7 @@ class SiteUpdate(_SiteFields):
     name: SiteName | None = None
     path: AbsPath | None = None
 
-    @field_validator("name", "path")
-    @classmethod
-    def _not_null(cls, value: str | None) -> str:
-        if value is None:
-            raise ValueError("may be omitted but not null")
-        return value
+    _not_null = not_null("name", "path")
 
 
 class SiteOut(OutputModel):

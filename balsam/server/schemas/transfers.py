@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from balsam.server.schemas.common import InputModel, JsonDict, OutputModel, Str
+from balsam.server.schemas.common import InputModel, JsonDict, OutputModel, Str, not_null
 
 TransferState = Literal["awaiting_job", "pending", "active", "inactive", "done", "error"]
 TransferDirection = Literal["in", "out"]
@@ -19,12 +19,7 @@ class TransferItemUpdate(InputModel):
     task_id: Annotated[Str, Field(max_length=4096)] | None = None
     transfer_info: JsonDict | None = None
 
-    @field_validator("state", "task_id", "transfer_info")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("may be omitted but not null")
-        return value
+    _not_null = not_null("state", "task_id", "transfer_info")
 
 
 class TransferItemPatch(TransferItemUpdate):
