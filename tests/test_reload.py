@@ -47,7 +47,8 @@ class Load:
                     good = resp.status_code == 200
                     detail = f"{path}: HTTP {resp.status_code} {resp.text[:200]}"
                 except httpx.HTTPError as exc:
-                    good, detail = False, f"{path}: {type(exc).__name__}: {exc}"
+                    when = datetime.now(UTC).strftime("%H:%M:%S.%f")
+                    good, detail = False, f"{when} {path}: {type(exc).__name__}: {exc}"
                 with self.lock:
                     if good:
                         self.ok += 1
@@ -199,6 +200,7 @@ def test_request_on_idle_keep_alive_connection_during_reload_is_answered(
             sock.sendall(request)
             response = _read_response(sock)
             assert response.startswith(b"HTTP/1.1 200"), response
+            assert b"\r\nconnection: close\r\n" in response.lower(), "the client is told not to reuse it"
             assert sock.recv(1) == b"", "the old worker closes the connection after that response"
         wait_gone = time.monotonic() + 90
         while process_alive(old_worker) and time.monotonic() < wait_gone:

@@ -16,10 +16,10 @@ drops a request. What makes it so:
 - The master owns the listening socket and keeps it open across the reload, so no connection is refused;
   connections that arrive while workers are being replaced wait in the kernel backlog (`backlog`).
 - On HUP the master re-reads this file, forks a new set of workers, then sends the old ones SIGTERM. An old
-  worker stops accepting, finishes its in-flight requests (up to `graceful_timeout` seconds), closes each
-  connection after its response, and exits.
-- Idle keep-alive connections of an old worker are not cut (`BalsamUvicornWorker` below): a request a client
-  sends on one just as the reload happens is still answered.
+  worker stops accepting, finishes its in-flight requests (up to `graceful_timeout` seconds), and exits.
+- Old workers hand their keep-alive connections over cleanly (`DrainingH11Protocol` below): they answer with
+  `Connection: close` and never cut a connection a client may be sending on, so a request sent just as the
+  reload happens is still answered. Stock uvicorn would drop such a request now and then.
 - `preload_app = False`: each new worker imports the application itself, so it runs the code now on disk and
   builds its settings from the environment, `.env` (in the working directory), and secret files.
 - The master never imports the application or its libraries (the settings check below runs in a child
@@ -34,11 +34,15 @@ upgrading them).
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from typing import Any, ClassVar
 
+from gunicorn.arbiter import Arbiter
+from uvicorn.protocols.http.flow_control import CLOSE_HEADER
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
 _cpus = os.cpu_count() or 1
@@ -60,37 +64,75 @@ bind = [
 
 
 class DrainingH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol, except that shutdown does not cut idle keep-alive connections.
+    """uvicorn's HTTP/1.1 protocol with a shutdown that does not make clients fail requests.
 
-    Stock uvicorn closes an idle keep-alive connection the moment a worker starts shutting down. A client may
-    have sent its next request on that connection at the same moment; it then sees the connection drop
-    without a response, a failed request on every reload. Here an idle connection stays open until the
-    keep-alive timeout (`GUNICORN_KEEPALIVE`): a request that arrives meanwhile is served and the connection is
-    closed after the response. The timeout is what closes idle connections in normal operation too.
+    When a worker starts shutting down, stock uvicorn closes idle keep-alive connections at once and closes
+    busy ones right after their response, without telling the client. A client that sends its next request on
+    such a connection at that moment sees it drop without a response: a failed request on every reload.
+    Here, once the worker is shutting down:
+    - a response that has not started yet carries `Connection: close`, and the connection closes after it, so
+      the client opens a new connection, which a new worker serves;
+    - any other connection stays open until the keep-alive timeout (`GUNICORN_KEEPALIVE`), as in normal
+      operation; a request that arrives on it meanwhile is answered, with `Connection: close`.
+    Keep `GUNICORN_KEEPALIVE` well below `GUNICORN_GRACEFUL_TIMEOUT`, so idle connections close before gunicorn
+    kills an old worker.
     """
 
-    draining = False
+    # Set in a worker process when its server starts shutting down (`DrainingServer`); it then applies to
+    # every connection, including one accepted while the shutdown began.
+    worker_draining: ClassVar[bool] = False
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        if self.worker_draining:
+            self._arm_keep_alive_timeout()
+
+    def _arm_keep_alive_timeout(self) -> None:
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+
+    def _close_after_this_response(self) -> None:
+        cycle = self.cycle
+        if cycle is None or cycle.response_started:
+            return  # too late to tell the client; the connection stays open and the next response says it
+        cycle.keep_alive = False
+        # uvicorn adds `Connection: close` to a response whose request carried it.
+        cycle.scope["headers"] = [*cycle.scope["headers"], CLOSE_HEADER]
 
     def shutdown(self) -> None:
+        DrainingH11Protocol.worker_draining = True
         if self.cycle is None or self.cycle.response_complete:
-            self.draining = True
-            if self.timeout_keep_alive_task is None:
-                self.timeout_keep_alive_task = self.loop.call_later(
-                    self.timeout_keep_alive, self.timeout_keep_alive_handler
-                )
+            self._arm_keep_alive_timeout()
         else:
-            self.cycle.keep_alive = False
+            self._close_after_this_response()
 
     def handle_events(self) -> None:
         super().handle_events()
-        if self.draining and self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.keep_alive = False  # serve this request, then close
+        if self.worker_draining and self.cycle is not None and not self.cycle.response_complete:
+            self._close_after_this_response()
+
+
+class DrainingServer(Server):
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        DrainingH11Protocol.worker_draining = True
+        await super().shutdown(sockets)
 
 
 class BalsamUvicornWorker(UvicornWorker):
     """uvicorn's gunicorn worker with `DrainingH11Protocol` (h11; httptools is not in the pinned stack)."""
 
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {**UvicornWorker.CONFIG_KWARGS, "http": DrainingH11Protocol}
+
+    async def _serve(self) -> None:
+        # As UvicornWorker._serve (uvicorn-worker 0.4), with DrainingServer in place of uvicorn's Server.
+        self.config.app = self.wsgi
+        server = DrainingServer(config=self.config)
+        self._install_sigquit_handler()
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
 
 worker_class = BalsamUvicornWorker
