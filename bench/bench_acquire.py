@@ -16,26 +16,17 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import platform
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_jobs import database  # noqa: E402
-
-from balsam.server.db.migrate import upgrade  # noqa: E402
-from tests.serving import gunicorn  # noqa: E402
+from common import bench_server, machine_line
 
 
 def create_jobs(http: httpx.Client, app_id: int, n_jobs: int) -> None:
@@ -117,62 +108,44 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2, help="concurrent launchers in the parallel rounds")
     args = parser.parse_args()
 
-    print(f"machine: {platform.node()} {platform.machine()} cpus={os.cpu_count()} python={platform.python_version()}")
-    with tempfile.TemporaryDirectory(prefix="balsam-bench-") as tmp, database(Path(tmp)) as url:
-        upgrade(url)
-        env = {
-            "BALSAM_DATABASE_URL": url,
-            "BALSAM_AUTH_SECRET_KEY": uuid.uuid4().hex,
-            "BALSAM_LOG_LEVEL": "WARNING",
-            "GUNICORN_KEEPALIVE": "30",
-        }
-        os.environ.pop("BALSAM_REDIS_PARAMS", None)
-        with gunicorn(env, Path(tmp), workers=args.workers, extra_args=["--access-logfile", "/dev/null"]) as server:
-            http = httpx.Client(base_url=server.base_url, timeout=300)
-            user = f"bench-{uuid.uuid4().hex[:6]}"
-            http.post("/auth/password/register", json={"username": user, "password": "pw"}).raise_for_status()
-            token = http.post("/auth/password/login", data={"username": user, "password": "pw"}).json()
-            http.headers["Authorization"] = f"Bearer {token['access_token']}"
-            site = http.post("/sites/", json={"name": "bench", "path": "/bench"}).json()
-            app = http.post(
-                "/apps/", json={"site_id": site["id"], "name": "bench", "serialized_class": "c", "source_code": "s"}
-            ).json()
-            create_jobs(http, app["id"], args.jobs)
-            print(f"gunicorn workers={args.workers}, jobs={args.jobs}, chunk={args.chunk}, db={url.split('@')[-1]}")
-            # Warm-up round (connections, plans, caches), not counted.
-            acquire_round(http, site["id"], args.jobs, args.chunk, mpi=False)
-            gc.collect()
-            gc.freeze()
-            gc.disable()
-            results: dict[str, list[tuple[float, float]]] = {"serial": [], "mpi": []}
-            for r in range(args.repeat):
-                for path in ("serial", "mpi"):
-                    http_s, total_s = acquire_round(http, site["id"], args.jobs, args.chunk, mpi=path == "mpi")
-                    results[path].append((http_s, total_s))
-                    print(
-                        f"  round {r + 1} {path:<6} {args.jobs} jobs: HTTP {args.jobs / http_s:>9,.0f} jobs/s, "
-                        f"with client parse {args.jobs / total_s:>9,.0f} jobs/s",
-                        flush=True,
-                    )
-            clients = [
-                httpx.Client(base_url=server.base_url, timeout=300, headers=dict(http.headers))
-                for _ in range(args.clients)
-            ]
-            parallel = []
-            for r in range(args.repeat):
-                elapsed = acquire_parallel(clients, site["id"], args.jobs, args.chunk)
-                parallel.append(elapsed)
-                print(f"  round {r + 1} {args.clients} launchers in parallel: {args.jobs / elapsed:>9,.0f} jobs/s")
-            print("median over rounds:")
-            med_par = statistics.median(parallel)
-            print(f"  {args.clients} parallel launchers {args.jobs / med_par:>9,.0f} jobs/s ({med_par:.3f} s)")
-            for path, rows in results.items():
-                med_http = statistics.median(r[0] for r in rows)
-                med_total = statistics.median(r[1] for r in rows)
+    print(machine_line())
+    with bench_server(args.workers) as bench:
+        server, http, site, app, url = bench, bench.http, bench.site, bench.app, bench.database_url
+        create_jobs(http, app["id"], args.jobs)
+        print(f"gunicorn workers={args.workers}, jobs={args.jobs}, chunk={args.chunk}, db={url.split('@')[-1]}")
+        # Warm-up round (connections, plans, caches), not counted.
+        acquire_round(http, site["id"], args.jobs, args.chunk, mpi=False)
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        results: dict[str, list[tuple[float, float]]] = {"serial": [], "mpi": []}
+        for r in range(args.repeat):
+            for path in ("serial", "mpi"):
+                http_s, total_s = acquire_round(http, site["id"], args.jobs, args.chunk, mpi=path == "mpi")
+                results[path].append((http_s, total_s))
                 print(
-                    f"  {path:<6} {args.jobs / med_http:>9,.0f} jobs/s HTTP ({med_http:.3f} s), "
-                    f"{args.jobs / med_total:>9,.0f} jobs/s with client parse"
+                    f"  round {r + 1} {path:<6} {args.jobs} jobs: HTTP {args.jobs / http_s:>9,.0f} jobs/s, "
+                    f"with client parse {args.jobs / total_s:>9,.0f} jobs/s",
+                    flush=True,
                 )
+        clients = [
+            httpx.Client(base_url=server.base_url, timeout=300, headers=dict(http.headers)) for _ in range(args.clients)
+        ]
+        parallel = []
+        for r in range(args.repeat):
+            elapsed = acquire_parallel(clients, site["id"], args.jobs, args.chunk)
+            parallel.append(elapsed)
+            print(f"  round {r + 1} {args.clients} launchers in parallel: {args.jobs / elapsed:>9,.0f} jobs/s")
+        print("median over rounds:")
+        med_par = statistics.median(parallel)
+        print(f"  {args.clients} parallel launchers {args.jobs / med_par:>9,.0f} jobs/s ({med_par:.3f} s)")
+        for path, rows in results.items():
+            med_http = statistics.median(r[0] for r in rows)
+            med_total = statistics.median(r[1] for r in rows)
+            print(
+                f"  {path:<6} {args.jobs / med_http:>9,.0f} jobs/s HTTP ({med_http:.3f} s), "
+                f"{args.jobs / med_total:>9,.0f} jobs/s with client parse"
+            )
 
 
 if __name__ == "__main__":

@@ -13,54 +13,16 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import platform
 import statistics
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from balsam.server.db.migrate import upgrade  # noqa: E402
-from tests.serving import gunicorn  # noqa: E402
-
-
-@contextmanager
-def database(workdir: Path) -> Iterator[str]:
-    url = os.environ.get("BALSAM_DATABASE_URL")
-    if url:
-        yield url
-        return
-    import psycopg2
-
-    from balsam.server.embedded.postgres import PostgresServer
-
-    server = PostgresServer(workdir / "pg", port=int(os.environ.get("BENCH_PG_PORT", "0")) or _free_port())
-    server.start()
-    try:
-        conn = psycopg2.connect(host=str(server.socket_dir), port=server.port, user=server.superuser, dbname="postgres")
-        conn.autocommit = True
-        conn.cursor().execute("CREATE DATABASE balsam_bench")
-        conn.close()
-        yield server.url("balsam_bench")
-    finally:
-        server.stop(mode="fast")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from common import bench_server, machine_line
 
 
 def timed(label: str, n: int, fn: object) -> float:
@@ -142,42 +104,25 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (both workers warm up)")
     args = parser.parse_args()
 
-    print(f"machine: {platform.node()} {platform.machine()} cpus={os.cpu_count()} python={platform.python_version()}")
-    with tempfile.TemporaryDirectory(prefix="balsam-bench-") as tmp, database(Path(tmp)) as url:
-        upgrade(url)
-        env = {
-            "BALSAM_DATABASE_URL": url,
-            "BALSAM_AUTH_SECRET_KEY": uuid.uuid4().hex,
-            "BALSAM_LOG_LEVEL": "WARNING",
-            "GUNICORN_KEEPALIVE": "30",
-        }
-        os.environ.pop("BALSAM_REDIS_PARAMS", None)
-        with gunicorn(env, Path(tmp), workers=args.workers, extra_args=["--access-logfile", "/dev/null"]) as server:
-            http = httpx.Client(base_url=server.base_url, timeout=300)
-            user = f"bench-{uuid.uuid4().hex[:6]}"
-            http.post("/auth/password/register", json={"username": user, "password": "pw"}).raise_for_status()
-            token = http.post("/auth/password/login", data={"username": user, "password": "pw"}).json()
-            http.headers["Authorization"] = f"Bearer {token['access_token']}"
-            site = http.post("/sites/", json={"name": "bench", "path": "/bench"}).json()
-            app = http.post(
-                "/apps/", json={"site_id": site["id"], "name": "bench", "serialized_class": "c", "source_code": "s"}
-            ).json()
-            print(f"gunicorn workers={args.workers}, jobs={args.jobs}, chunk={args.chunk}, db={url.split('@')[-1]}")
-            rounds = []
-            # The client's own garbage collector would add full-heap pauses to the timings: keep it off.
-            gc.collect()
-            gc.freeze()
-            gc.disable()
-            for w in range(args.warmup):
-                print(f"warm-up {w + 1} (not counted):")
-                run_round(http, app["id"], args.jobs, args.chunk, f"w{w}")
-            for r in range(args.repeat):
-                print(f"round {r + 1}:")
-                rounds.append(run_round(http, app["id"], args.jobs, args.chunk, f"r{r}"))
-            print("median over rounds:")
-            for step in ("create", "update", "list_http", "list"):
-                med = statistics.median(x[step] for x in rounds)
-                print(f"  {step:<10} {args.jobs / med:>9,.0f} jobs/s  ({med:.3f} s for {args.jobs} jobs)")
+    print(machine_line())
+    with bench_server(args.workers) as bench:
+        http, app, url = bench.http, bench.app, bench.database_url
+        print(f"gunicorn workers={args.workers}, jobs={args.jobs}, chunk={args.chunk}, db={url.split('@')[-1]}")
+        rounds = []
+        # The client's own garbage collector would add full-heap pauses to the timings: keep it off.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        for w in range(args.warmup):
+            print(f"warm-up {w + 1} (not counted):")
+            run_round(http, app["id"], args.jobs, args.chunk, f"w{w}")
+        for r in range(args.repeat):
+            print(f"round {r + 1}:")
+            rounds.append(run_round(http, app["id"], args.jobs, args.chunk, f"r{r}"))
+        print("median over rounds:")
+        for step in ("create", "update", "list_http", "list"):
+            med = statistics.median(x[step] for x in rounds)
+            print(f"  {step:<10} {args.jobs / med:>9,.0f} jobs/s  ({med:.3f} s for {args.jobs} jobs)")
 
 
 if __name__ == "__main__":
