@@ -96,6 +96,18 @@ def test_dev_server_persists_data_and_stops_every_child(tmp_path: Path) -> None:
         listing = httpx.get(f"{base}/sites/", headers=auth)
         assert listing.status_code == 200, listing.text
         assert [s["name"] for s in listing.json()["results"]] == ["laptop"]
+        # SIGHUP to the dev server reloads gunicorn: new workers, same master, still serving.
+        master = int(re.findall(r"gunicorn master pid (\d+)", log.read_text())[-1])
+        old_workers = descendants(master)
+        os.kill(second.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            current = {pid for pid in descendants(master) if process_alive(pid)}
+            if len(current) == 2 and current.isdisjoint(old_workers):
+                break
+            time.sleep(0.3)
+        assert current.isdisjoint(old_workers) and len(current) == 2
+        assert httpx.get(f"{base}/sites/", headers=auth).status_code == 200
         pids = _children(second, data_dir)
         second.terminate()  # SIGTERM to the dev process alone, as a service manager would
         assert second.wait(120) == 0

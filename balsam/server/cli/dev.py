@@ -23,7 +23,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--demo-user", action="store_true", help="create (or reset) the user `demo` and print its password"
     )
-    parser.add_argument("--reload", action="store_true", help="restart workers when Python files change")
     parser.set_defaults(func=run)
 
 
@@ -36,7 +35,6 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         demo_user=args.demo_user,
         workers=args.workers,
-        reload=args.reload,
     )
     try:
         return devserver.run(options)

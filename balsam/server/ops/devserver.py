@@ -49,7 +49,6 @@ class DevOptions:
     port: int = 8000
     demo_user: bool = False
     workers: int = 2
-    reload: bool = False
 
 
 def _say(message: str) -> None:
@@ -195,11 +194,8 @@ def run(options: DevOptions) -> int:
 
         demo_password = _ensure_demo_user(database_url, data_dir) if options.demo_user else None
 
-        argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)]
-        if options.reload:
-            argv.append("--reload")
         gunicorn = subprocess.Popen(
-            [*argv, "balsam.server.main:app"],
+            [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "balsam.server.main:app"],
             env=gunicorn_env(options, database_url, redis_params),
             start_new_session=True,  # Ctrl-C reaches us only; we stop gunicorn gracefully
         )
