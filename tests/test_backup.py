@@ -287,3 +287,21 @@ def test_database_url_becomes_libpq_arguments_without_the_password_in_argv() -> 
     conninfo, env = libpq_args("postgresql://postgres@/balsam?host=/run/my dir&port=5433")
     assert conninfo == "dbname='balsam' host='/run/my dir' port='5433' user='postgres'"
     assert env == {}
+
+
+def test_backup_cleans_interrupted_runs_and_refuses_to_run_twice(own_db: tuple[str, str], tmp_path: Path) -> None:
+    import fcntl
+
+    _, url = own_db
+    env = {"BALSAM_DATABASE_URL": url}
+    leftover = tmp_path / ".balsam-partial-balsam-20200101T000000Z.dump"
+    leftover.write_bytes(b"half a dump from a killed run")
+    result = run_cli("backup", "--dir", str(tmp_path), env=env)
+    assert result.returncode == 0, result.stderr
+    assert not leftover.exists() and "interrupted backup" in result.stderr
+
+    with open(tmp_path / ".balsam-backup.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another backup holds the directory
+        busy = run_cli("backup", "--dir", str(tmp_path), env=env)
+    assert busy.returncode == 1 and "another backup is running" in busy.stderr
+    assert len(list_backups(tmp_path)) == 1
