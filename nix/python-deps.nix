@@ -28,6 +28,8 @@
     "pytest"
     "pytest-asyncio"
     "pytest-timeout"
+    # tests/test_deploy_files.py parses docker-compose.yml
+    "pyyaml"
   ];
 
   # Development-only tools that live inside the devShell's Python environment
