@@ -7,8 +7,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from balsam.server.api.deps import reject_nul_characters
 from balsam.server.api.errors import install_error_handlers
 from balsam.server.api.routes import (
     apps,
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Central REST service of the Balsam HPC workflow system.",
         docs_url="/docs",
         redoc_url=None,
+        dependencies=[Depends(reject_nul_characters)],
     )
     install_error_handlers(app)
     # Routes see the same settings object the app was built with (tests build apps with their own).

@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
 
 from balsam.server.auth.tokens import InvalidToken, TokenUser, decode_token
 from balsam.server.conf import Settings, get_settings
@@ -72,3 +74,20 @@ def get_paging(
 
 PagingDep = Annotated[Paging, Depends(get_paging)]
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
+
+
+def reject_nul_characters(request: HTTPConnection) -> None:
+    """422 for a NUL character in any query or path parameter: PostgreSQL cannot store or compare it, and the
+    driver would fail before the query runs (spec §14.2). Mounted on the whole app."""
+    if request.scope["type"] != "http":
+        return  # the websocket takes no parameters that reach SQL
+    params = [("query", key, value) for key, value in request.query_params.multi_items()]
+    params += [("path", key, str(value)) for key, value in request.path_params.items()]
+    bad = [(where, key) for where, key, value in params if "\x00" in key or "\x00" in value]
+    if bad:
+        raise RequestValidationError(
+            [
+                {"loc": (where, key), "msg": "must not contain the NUL character (\\u0000)", "type": "value_error"}
+                for where, key in bad
+            ]
+        )

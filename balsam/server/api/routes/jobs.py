@@ -93,21 +93,31 @@ def _array_body(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+def body_validation_error(exc: ValidationError) -> RequestValidationError:
+    """FastAPI's 422 for a body validated by hand. A raw-bytes `input` (an unparsable body) is shown as
+    text with undecodable bytes replaced: FastAPI would otherwise fail to encode it and answer 500."""
+    errors = []
+    for err in exc.errors(include_url=False, include_context=False):
+        item: dict[str, Any] = {**err, "loc": ("body", *err["loc"])}
+        if isinstance(item.get("input"), bytes):
+            item["input"] = item["input"][:200].decode("utf-8", errors="replace")
+        errors.append(item)
+    return RequestValidationError(errors)
+
+
 def parse_body(adapter: TypeAdapter[T], raw: bytes) -> T:
     """Validate a JSON body; failures answer 422 in FastAPI's usual shape."""
     try:
         return adapter.validate_json(raw or b"null")
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_context=False)
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+        raise body_validation_error(exc) from None
 
 
 def parse_create(raw: bytes) -> list[dict[str, Any]]:
     try:
         return job_create_rows(raw)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_context=False)
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+        raise body_validation_error(exc) from None
 
 
 Ordering = Literal["last_update", "-last_update", "id", "-id", "state", "-state", "workdir", "-workdir"]
