@@ -135,7 +135,25 @@ class BalsamUvicornWorker(UvicornWorker):
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
 
-worker_class = BalsamUvicornWorker
+def _draining_supported() -> bool:
+    """The draining worker overrides uvicorn internals (tested with uvicorn 0.40 and uvicorn-worker 0.4, as
+    pinned). With another uvicorn that lacks them, serve with the stock worker rather than fail to boot."""
+    needed = [
+        (UvicornWorker, "_serve"),
+        (UvicornWorker, "_install_sigquit_handler"),
+        (UvicornWorker, "CONFIG_KWARGS"),
+        (H11Protocol, "handle_events"),
+        (H11Protocol, "shutdown"),
+        (H11Protocol, "timeout_keep_alive_handler"),
+        (Server, "shutdown"),
+    ]
+    missing = [f"{owner.__name__}.{name}" for owner, name in needed if not hasattr(owner, name)]
+    if missing:
+        print(f"balsam: uvicorn lacks {', '.join(missing)}; using the stock UvicornWorker", flush=True)
+    return not missing
+
+
+worker_class = BalsamUvicornWorker if _draining_supported() else "uvicorn_worker.UvicornWorker"
 workers = _int_env("GUNICORN_WORKERS", min(2 * _cpus, 8))
 timeout = _int_env("GUNICORN_TIMEOUT", 60)
 graceful_timeout = _int_env("GUNICORN_GRACEFUL_TIMEOUT", 30)
