@@ -35,7 +35,10 @@
   # Development-only tools that live inside the devShell's Python environment
   # (mypy needs to import pydantic for its plugin, so it cannot be a separate
   # tool). ruff is a standalone binary and comes from top-level pkgs.
-  devPython = [ "mypy" ];
+  devPython = [
+    "mypy"
+    "types-pyyaml"
+  ];
 
   build = [ "setuptools" ];
 
