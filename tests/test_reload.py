@@ -90,20 +90,21 @@ def _hup_and_wait(server: Gunicorn, old_workers: set[int], ttl: int) -> set[int]
     raise AssertionError(f"reload to token_ttl={ttl} did not complete:\n{server.log()[-4000:]}")
 
 
+def _register_and_login(base_url: str) -> str:
+    register = httpx.post(f"{base_url}/auth/password/register", json={"username": "reload", "password": "pw-reload"})
+    assert register.status_code == 201, register.text
+    login = httpx.post(f"{base_url}/auth/password/login", data={"username": "reload", "password": "pw-reload"})
+    return str(login.json()["access_token"])
+
+
 def test_hup_reloads_config_with_zero_failed_requests(
     server_env: dict[str, str], engine: Engine, tmp_path: Path
 ) -> None:
     dotenv = tmp_path / ".env"
     dotenv.write_text("BALSAM_AUTH_TOKEN_TTL=1111\n")
     with gunicorn(server_env, tmp_path, workers=2) as server:
-        register = httpx.post(
-            f"{server.base_url}/auth/password/register", json={"username": "reload", "password": "pw-reload"}
-        )
-        assert register.status_code == 201, register.text
+        token = _register_and_login(server.base_url)
         assert abs(_token_ttl(server.base_url) - 1111) < 60, "the server reads .env in its working directory"
-        token = httpx.post(
-            f"{server.base_url}/auth/password/login", data={"username": "reload", "password": "pw-reload"}
-        ).json()["access_token"]
         generations = [_workers(server)]
         assert len(generations[0]) == 2
 
@@ -132,13 +133,7 @@ def test_hup_with_broken_settings_keeps_the_old_workers_serving(
     dotenv = tmp_path / ".env"
     dotenv.write_text("BALSAM_AUTH_TOKEN_TTL=1111\n")
     with gunicorn(server_env, tmp_path, workers=2) as server:
-        register = httpx.post(
-            f"{server.base_url}/auth/password/register", json={"username": "reload", "password": "pw-reload"}
-        )
-        assert register.status_code == 201, register.text
-        token = httpx.post(
-            f"{server.base_url}/auth/password/login", data={"username": "reload", "password": "pw-reload"}
-        ).json()["access_token"]
+        token = _register_and_login(server.base_url)
         workers = _workers(server)
 
         with Load(server.base_url, token) as load:
