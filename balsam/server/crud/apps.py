@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, delete, func, select, update
@@ -10,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from balsam.server.api.errors import BadRequest, NotFound
+from balsam.server.clock import utcnow
 from balsam.server.crud.job_states import lock_selected_jobs, release_children
 from balsam.server.db.tables import App, Job, Site
 from balsam.server.schemas.apps import AppCreate, AppUpdate
@@ -104,4 +104,4 @@ def delete_owned(db: Session, owner_id: int, app_id: int) -> list[dict[str, Any]
     get_owned(db, owner_id, app_id, lock=True)
     doomed = lock_selected_jobs(db, select(Job.id).where(Job.app_id == app_id))
     db.execute(delete(App).where(App.id == app_id))
-    return release_children(db, doomed, datetime.utcnow())
+    return release_children(db, doomed, utcnow())

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from balsam.server.clock import utcnow
 from balsam.server.db.tables import AuthState, DeviceCodeAttempt
 
 DEVICE_CODE_LIFETIME = timedelta(seconds=300)
@@ -17,10 +18,6 @@ POLL_INTERVAL_SECONDS = 3.0
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
 STALE_AFTER = timedelta(minutes=30)
 STATE_LIFETIME = timedelta(minutes=15)
-
-
-def utcnow() -> datetime:
-    return datetime.utcnow()
 
 
 def new_user_code() -> str:

@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Select, func, select, text
 from sqlalchemy.orm import Session
 
 from balsam.server.api.errors import BadRequest, NotFound
+from balsam.server.clock import utcnow
 from balsam.server.crud.job_json import bigint_array, job_json_column, job_rows_json, json_array, pg_json_timestamp
 from balsam.server.crud.job_states import (
     StateChange,
@@ -36,10 +37,6 @@ MISSING_IDS = "Could not find some Job IDs"
 DUPLICATE_IDS = "Duplicate Job ID keys provided"
 _JOBS = Job.__table__  # Core columns: no ORM row processing on the 5,000-row paths
 ORDERINGS = ("last_update", "-last_update", "id", "-id", "state", "-state", "workdir", "-workdir")
-
-
-def utcnow() -> datetime:
-    return datetime.utcnow()
 
 
 def owned_app_ids(owner_id: int) -> Select[tuple[int]]:

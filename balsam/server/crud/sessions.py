@@ -13,7 +13,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Float, Integer, Row, Table, bindparam, delete, func, insert, or_, select, text, update
@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session as DbSession
 
 from balsam.server.api.errors import BadRequest, NotFound
+from balsam.server.clock import utcnow
 from balsam.server.crud.job_json import bigint_array, job_json_column, json_array
 from balsam.server.db.tables import App, BatchJob, Job, Session, Site
 from balsam.server.schemas.jobs import JobState
@@ -30,10 +31,6 @@ EXPIRED_MESSAGE = "Session expired: job was stuck in RUNNING state"
 FINISHED_BATCH_JOB_STATE = "finished"
 # Running sums of float footprints (num_nodes / node_packing_count) get this much slack against the cap.
 _FOOTPRINT_EPSILON = 1e-9
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass

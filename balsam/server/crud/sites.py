@@ -10,16 +10,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from balsam.server.api.errors import BadRequest, NotFound
+from balsam.server.clock import utcnow
 from balsam.server.crud.job_states import lock_selected_jobs, release_children
 from balsam.server.db.tables import App, Job, Site
 from balsam.server.schemas.common import like_escape
 from balsam.server.schemas.sites import SiteCreate, SiteUpdate
 
 DUPLICATE_NAME = "A site with this name already exists"
-
-
-def utcnow() -> datetime:
-    return datetime.utcnow()
 
 
 def owned(owner_id: int) -> Select[tuple[Site]]:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select, text
 from sqlalchemy.orm import Session
 
 from balsam.server.api.errors import BadRequest, NotFound
+from balsam.server.clock import utcnow
 from balsam.server.crud.job_json import bigint_array
 from balsam.server.crud.job_states import advance_after_transfers, lock_jobs
 from balsam.server.db.tables import App, Job, Site, TransferItem
@@ -34,10 +34,6 @@ ALLOWED: dict[str, frozenset[str]] = {
     "error": frozenset({"pending", "active", "inactive", "done"}),
     "done": frozenset(),
 }
-
-
-def utcnow() -> datetime:
-    return datetime.utcnow()
 
 
 def owned(owner_id: int) -> Select[tuple[TransferItem]]:
