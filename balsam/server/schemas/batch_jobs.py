@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from balsam.server.schemas.common import (
     Id,
@@ -15,6 +15,7 @@ from balsam.server.schemas.common import (
     PosInt32,
     Str,
     StrDict,
+    empty_dict_if_null,
     not_null,
 )
 
@@ -74,7 +75,4 @@ class BatchJobOut(OutputModel):
     start_time: NaiveUTC | None
     end_time: NaiveUTC | None
 
-    @field_validator("optional_params", "filter_tags", "status_info", mode="before")
-    @classmethod
-    def _never_null(cls, value: Any) -> Any:
-        return {} if value is None else value
+    _never_null = empty_dict_if_null("optional_params", "filter_tags", "status_info")

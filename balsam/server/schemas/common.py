@@ -83,6 +83,15 @@ def not_null(*fields: str) -> Any:
     return field_validator(*fields)(check)
 
 
+def empty_dict_if_null(*fields: str) -> Any:
+    """An output validator: a dict field read as NULL is emitted as {} (the client rejects null dicts)."""
+
+    def coerce(value: Any) -> Any:
+        return {} if value is None else value
+
+    return field_validator(*fields, mode="before")(coerce)
+
+
 class InputModel(BaseModel):
     """Request bodies: unknown fields are ignored (spec §0), whitespace is kept as sent."""
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import field_validator
-
-from balsam.server.schemas.common import NaiveUTC, OutputModel
+from balsam.server.schemas.common import NaiveUTC, OutputModel, empty_dict_if_null
 
 
 class LogEventOut(OutputModel):
@@ -17,7 +15,4 @@ class LogEventOut(OutputModel):
     to_state: str
     data: dict[str, Any]
 
-    @field_validator("data", mode="before")
-    @classmethod
-    def _never_null(cls, value: Any) -> Any:
-        return {} if value is None else value
+    _never_null = empty_dict_if_null("data")

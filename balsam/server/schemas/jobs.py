@@ -26,6 +26,7 @@ from balsam.server.schemas.common import (
     PosInt32,
     Str,
     StrDict,
+    empty_dict_if_null,
     not_null,
 )
 
@@ -189,24 +190,9 @@ UPDATABLE_FIELDS: tuple[str, ...] = (
 # Fields fixed after creation or owned by the server. Sending one with its current value is accepted
 # (clients echo whole objects back); sending a different value is a 400 naming the field.
 READ_ONLY_FIELDS: tuple[str, ...] = ("app_id", "parent_ids", "session_id", "transfers")
-_NOT_NULL = (
-    "workdir",
-    "tags",
-    "serialized_parameters",
-    "data",
-    "num_nodes",
-    "ranks_per_node",
-    "threads_per_rank",
-    "threads_per_core",
-    "launch_params",
-    "gpus_per_rank",
-    "node_packing_count",
-    "wall_time_min",
-    "state",
-    "pending_file_cleanup",
-    "serialized_return_value",
-    "serialized_exception",
-)
+# Updatable fields that may be left out but never sent as null (the rest are nullable columns).
+_NULLABLE = ("return_code", "batch_job_id")
+_NOT_NULL = tuple(name for name in UPDATABLE_FIELDS if name not in _NULLABLE)
 
 
 class JobUpdate(InputModel):
@@ -279,10 +265,7 @@ class JobOut(OutputModel):
     wall_time_min: int
     launch_params: dict[str, str]
 
-    @field_validator("tags", "data", "launch_params", mode="before")
-    @classmethod
-    def _never_null(cls, value: Any) -> Any:
-        return {} if value is None else value
+    _never_null = empty_dict_if_null("tags", "data", "launch_params")
 
     @field_validator("parent_ids", mode="before")
     @classmethod

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from balsam.server.schemas.common import InputModel, JsonDict, OutputModel, Str, not_null
+from balsam.server.schemas.common import InputModel, JsonDict, OutputModel, Str, empty_dict_if_null, not_null
 
 TransferState = Literal["awaiting_job", "pending", "active", "inactive", "done", "error"]
 TransferDirection = Literal["in", "out"]
@@ -38,7 +38,4 @@ class TransferItemOut(OutputModel):
     task_id: str
     transfer_info: dict[str, Any]
 
-    @field_validator("transfer_info", mode="before")
-    @classmethod
-    def _never_null(cls, value: Any) -> Any:
-        return {} if value is None else value
+    _never_null = empty_dict_if_null("transfer_info")
