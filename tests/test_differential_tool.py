@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tools.differential.compare import INTENDED, NO_ANSWER, OTHER, OUR_BUG, classify, reply_shape, shape_diff
+from tools.differential.runner import location_parameter
 from tools.differential.sequences import all_steps
 from tools.differential.steps import PLACEHOLDER, MissingValue, Step, select, substitute, substitute_query
 
@@ -119,3 +120,10 @@ def _placeholders(template: object) -> set[str]:
     if isinstance(template, Step):  # a websocket step's trigger
         return _placeholders((template.path, template.query, template.body, template.form))
     return set()
+
+
+def test_a_location_capture_reads_the_redirects_query() -> None:
+    location = "https://provider.example/authorize?response_type=code&state=DEVICE-FLOW%20BCDF-GHJK%20x1"
+    assert location_parameter(location, "state") == "DEVICE-FLOW BCDF-GHJK x1"
+    with pytest.raises(LookupError):
+        location_parameter(location, "code")

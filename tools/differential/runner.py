@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -17,6 +18,16 @@ FORGED_TOKEN = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOjEsInVzZXJuYW1lIjoibm9ib2R5IiwiZXhwIjo0MTAyNDQ0ODAwfQ."
     "zr6Tb1XGz1NfG6EhfuX6kvSxzQ9JxEk4kG7EXdbuQ1o"
 )
+
+
+LOCATION = "location:"  # a capture selector `location:NAME` reads query parameter NAME of a redirect's Location
+
+
+def location_parameter(location: str, name: str) -> str:
+    values = parse_qs(urlsplit(location).query).get(name)
+    if not values:
+        raise LookupError(f"no {name!r} in the Location {location!r}")
+    return values[0]
 
 
 @dataclass
@@ -119,11 +130,14 @@ class Target:
 
     def capture(self, step: Step, record: Exchange) -> None:
         for name, selector in step.capture.items():
-            if not 200 <= record.status < 300:
+            if not 200 <= record.status < 400:
                 record.capture_errors[name] = f"status {record.status}"
                 continue
             try:
-                value = select(record.body, selector)
+                if selector.startswith(LOCATION):
+                    value = location_parameter(record.headers.get("location", ""), selector.removeprefix(LOCATION))
+                else:
+                    value = select(record.body, selector)
             except LookupError as exc:
                 record.capture_errors[name] = str(exc)
                 continue

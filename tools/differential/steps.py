@@ -44,7 +44,8 @@ class Step:
     body: a JSON template (None: no body). `form` instead sends application/x-www-form-urlencoded.
     raw_body: bytes sent as is with Content-Type application/json (for malformed JSON).
     user: whose token authorises it (ANON / BAD_TOKEN for none / a bad one).
-    capture: name -> selector into the JSON reply (see `select`); stored per server.
+    capture: name -> selector into the JSON reply (see `select`), or `location:PARAM` for a query parameter of
+      a redirect's Location header; stored per server.
     deliberate: why a status-class difference here is intended (spec reference); the report still lists it.
     note: what the step exercises, shown in the report.
     """

@@ -1,7 +1,8 @@
 """Auth (spec §1): discovery, registration, password login, `me`, and the OAuth routes.
 
 Captures: alice_id, bob_id, token_alice, token_bob; with the device flow enabled also device_code, user_code.
-The OAuth steps run whatever the configuration: with password login only, both servers answer 404 there.
+The OAuth steps run whatever the configuration: with password login only, both servers answer 404 there (see the
+README for an OAuth-enabled upstream). No step reaches the provider itself: there is none here.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from tools.differential.sequences.common import get, post
 from tools.differential.steps import ANON, BAD_TOKEN, Step
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+OAUTH_ERROR_REDIRECT = (
+    "spec §12.11: a provider's error redirect carries no `code`; upstream answers 422 instead of handling it"
+)
 
 
 def _register(user: str) -> Step:
@@ -123,10 +127,16 @@ STEPS: list[Step] = [
         {"grant_type": DEVICE_GRANT, "device_code": "nope", "client_id": "{client_uuid}"},
     ),
     _form("auth.device.token.missing_fields", "/auth/device/token", {"grant_type": DEVICE_GRANT}),
-    get("auth.oauth.verify", "/auth/oauth/ALCF/login/device", ("user_code", "{user_code}"), user=ANON),
+    get(
+        "auth.oauth.verify",
+        "/auth/oauth/ALCF/login/device",
+        ("user_code", "{user_code}"),
+        user=ANON,
+        capture={"device_state": "location:state"},
+    ),
     get("auth.oauth.verify.unknown_code", "/auth/oauth/ALCF/login/device", ("user_code", "BCDF-GHJK"), user=ANON),
     get("auth.oauth.verify.missing_code", "/auth/oauth/ALCF/login/device", user=ANON),
-    get("auth.oauth.login", "/auth/oauth/ALCF/login", user=ANON),
+    get("auth.oauth.login", "/auth/oauth/ALCF/login", user=ANON, capture={"browser_state": "location:state"}),
     get("auth.oauth.login.unknown_provider", "/auth/oauth/NOPE/login", user=ANON),
     get(
         "auth.oauth.callback.unknown_state",
@@ -136,18 +146,42 @@ STEPS: list[Step] = [
         user=ANON,
     ),
     get(
-        "auth.oauth.callback.provider_error",
+        "auth.oauth.callback.forged_denial",
         "/auth/oauth/ALCF/callback",
+        ("code", "x"),
         ("state", "DEVICE-FLOW {user_code} forged"),
         ("error", "access_denied"),
         user=ANON,
-        deliberate="spec §12.11: upstream requires `code` even on an error redirect",
+        deliberate="spec §12.11: upstream honours an error callback without checking its state, so anyone who "
+        "knows a user_code can deny it; we check the state first. Only a browser calls this route",
     ),
-    get("auth.oauth.callback.missing_state", "/auth/oauth/ALCF/callback", ("code", "abc"), user=ANON),
     _form(
         "auth.device.token.after_forged_denial",
         "/auth/device/token",
         {"grant_type": DEVICE_GRANT, "device_code": "{device_code}", "client_id": "{client_uuid}"},
         note="spec §12.11: upstream lets an unverified state deny the attempt",
+    ),
+    get("auth.oauth.callback.missing_state", "/auth/oauth/ALCF/callback", ("code", "abc"), user=ANON),
+    get(
+        "auth.oauth.callback.denied",
+        "/auth/oauth/ALCF/callback",
+        ("state", "{device_state}"),
+        ("error", "access_denied"),
+        ("error_description", "The user said no"),
+        user=ANON,
+        deliberate=OAUTH_ERROR_REDIRECT,
+    ),
+    _form(
+        "auth.device.token.after_denial",
+        "/auth/device/token",
+        {"grant_type": DEVICE_GRANT, "device_code": "{device_code}", "client_id": "{client_uuid}"},
+    ),
+    get(
+        "auth.oauth.callback.browser_error",
+        "/auth/oauth/ALCF/callback",
+        ("state", "{browser_state}"),
+        ("error", "server_error"),
+        user=ANON,
+        deliberate=OAUTH_ERROR_REDIRECT,
     ),
 ]
