@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
-from tools.differential.sequences.common import MISSING, delete, get
+from tools.differential.sequences.batch_jobs import batch_job
+from tools.differential.sequences.common import MISSING, delete, get, post, put
+from tools.differential.sequences.sessions import acquire_body
 from tools.differential.steps import Step
 
+EXPIRED_SESSION = (
+    "spec §8, §12.15, §12.16: a session whose batch job is finished has expired; we expire it on its next use "
+    "(404, as for any swept session), where upstream's sweep is lazy (once a minute per user and worker, on "
+    "create or tick only) and its acquire never checks"
+)
+
 STEPS: list[Step] = [
+    # A batch job that reaches `finished` expires its sessions (spec §8).
+    post("batch_jobs.create", "/batch-jobs/", batch_job(), capture={"bj_fin": "id"}),
+    post(
+        "sessions.create.with_batch_job",
+        "/sessions/",
+        {"site_id": "{site_a}", "batch_job_id": "{bj_fin}"},
+        capture={"s_fin": "id"},
+    ),
+    put("batch_jobs.put.finished", "/batch-jobs/{bj_fin}", {"state": "finished"}),
+    post("sessions.acquire.batch_job_finished", "/sessions/{s_fin}", acquire_body(), deliberate=EXPIRED_SESSION),
+    put("sessions.tick.batch_job_finished", "/sessions/{s_fin}", deliberate=EXPIRED_SESSION),
+    delete("sessions.delete.batch_job_finished", "/sessions/{s_fin}", deliberate=EXPIRED_SESSION),
     delete("sessions.delete.with_running_job", "/sessions/{s_serial}", note="RUNNING -> RUN_TIMEOUT, unlocked"),
     get("jobs.get.after_session_delete", "/jobs/{j_held}"),
     get("events.list.by_job", "/events/", ("job_id", "{j_held}"), ("ordering", "timestamp")),
