@@ -108,6 +108,8 @@ STEPS: list[Step] = [
         {"parameters": {"x": {"required": False}}},
         deliberate="spec §14.1: an optional parameter needs a default; upstream's 200 stores an app it cannot run",
     ),
+    put("apps.put.null_parameters", "/apps/{app_a2}", {"parameters": None}),
+    put("apps.put.null_name", "/apps/{app_a2}", {"name": None}),
     put("apps.put.move_to_foreign_site", "/apps/{app_a2}", {"site_id": "{site_b}"}),
     put("apps.put.duplicate_name", "/apps/{app_a2}", {"name": "Hello"}),
     put("apps.put.bad_name", "/apps/{app_a2}", {"name": "1abc"}),

@@ -108,6 +108,8 @@ STEPS: list[Step] = [
     ),
     put("batch_jobs.put.finished", "/batch-jobs/{bj2}", {"state": "finished", "end_time": T1_ISO}),
     put("batch_jobs.put.bad_state", "/batch-jobs/{bj1}", {"state": "exploded"}),
+    put("batch_jobs.put.null_state", "/batch-jobs/{bj1}", {"state": None}),
+    put("batch_jobs.put.null_status_info", "/batch-jobs/{bj1}", {"status_info": None}),
     put("batch_jobs.put.bad_datetime", "/batch-jobs/{bj1}", {"start_time": "soon"}),
     put("batch_jobs.put.immutable_fields", "/batch-jobs/{bj1}", {"num_nodes": 99, "queue": "prod"}),
     put("batch_jobs.put.scheduler_id_float", "/batch-jobs/{bj1}", {"scheduler_id": 4242.0}),

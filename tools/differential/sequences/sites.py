@@ -127,6 +127,8 @@ STEPS: list[Step] = [
     put("sites.put.rename_duplicate", "/sites/{site_a2}", {"name": "site-a"}),
     put("sites.put.rename", "/sites/{site_a2}", {"name": "site-a2-renamed"}),
     put("sites.put.relative_path", "/sites/{site_a2}", {"path": "not/absolute"}),
+    put("sites.put.null_name", "/sites/{site_a2}", {"name": None}),
+    put("sites.put.null_dict", "/sites/{site_a2}", {"backfill_windows": None}),
     put("sites.put.foreign", "/sites/{site_b}", {"name": "stolen"}),
     put("sites.put.missing", f"/sites/{MISSING}", {"name": "ghost"}),
     put("sites.put.nul_in_path", "/sites/{site_a2}", {"path": "/a/\u0000"}),
