@@ -22,6 +22,8 @@ from tools.differential.sequences.common import (
 from tools.differential.sequences.jobs_create import job
 from tools.differential.steps import Step
 
+STATE_DATA_NULL = "spec §14.3: `state_data: null` gets 422 or is treated as {}; we take it as {}, upstream 422s"
+
 STEPS: list[Step] = [
     patch(
         "jobs.patch.heterogeneous_key_missing_later",
@@ -120,7 +122,7 @@ STEPS: list[Step] = [
         "jobs.patch.state_data_null",
         "/jobs/",
         [{"id": "{j_h1}", "state": "RUN_DONE", "state_data": None}],
-        note="spec §12.7 / §14.3: upstream answers 500",
+        deliberate=STATE_DATA_NULL,
     ),
     patch(
         "jobs.patch.state_timestamp_bad", "/jobs/", [{"id": "{j_h1}", "state": "RUN_DONE", "state_timestamp": "later"}]
@@ -149,7 +151,12 @@ STEPS: list[Step] = [
     put("jobs.put.huge_id", f"/jobs/{HUGE}", {"state": "READY"}),
     put("jobs.put.bad_state", "/jobs/{j_h1}", {"state": "DANCING"}),
     put("jobs.put.list_body", "/jobs/{j_h1}", [{"state": "READY"}]),
-    put("jobs.put.state_data_null", "/jobs/{j_h1}", {"state": "STAGED_IN", "state_data": None}),
+    put(
+        "jobs.put.state_data_null",
+        "/jobs/{j_h1}",
+        {"state": "STAGED_IN", "state_data": None},
+        deliberate=STATE_DATA_NULL,
+    ),
     put("jobs.put.empty", "/jobs/{j_h1}", {}),
     # The 5000 cap on PUT jobs/?filters (5001 matching jobs).
     post("jobs.create.bulk_5000", "/jobs/", [job(f"bulk/{i}", tags={"grp": "bulk"}) for i in range(5000)]),
