@@ -3,7 +3,7 @@ unknown routes and methods. Generated per route so that adding a route is one li
 
 from __future__ import annotations
 
-from tools.differential.sequences.common import LIST_ROUTES, MISSING, delete, get, patch, post, put
+from tools.differential.sequences.common import HUGE, LIST_ROUTES, MISSING, delete, get, patch, post, put
 from tools.differential.steps import ANON, BAD_TOKEN, Step
 
 PROTECTED = [
@@ -77,9 +77,29 @@ def _paging_steps() -> list[Step]:
     return steps
 
 
+# Spec §14.2: an id beyond int8 in a filter matches nothing (an empty list), as upstream answers.
+HUGE_FILTERS = [
+    ("/sites/", "id"),
+    ("/apps/", "id"),
+    ("/apps/", "site_id"),
+    ("/jobs/", "parent_id"),
+    ("/jobs/", "site_id"),
+    ("/jobs/", "app_id"),
+    ("/batch-jobs/", "id"),
+    ("/batch-jobs/", "scheduler_id"),
+    ("/transfers/", "id"),
+    ("/transfers/", "job_id"),
+    ("/events/", "job_id"),
+    ("/sessions/", "id"),
+]
+
 STEPS: list[Step] = [
     *_auth_steps(),
     *_paging_steps(),
+    *(
+        get(f"{route.strip('/').replace('-', '_')}.list.huge_{param}_filter", route, (param, HUGE))
+        for route, param in HUGE_FILTERS
+    ),
     get("sites.list.no_trailing_slash", "/sites"),
     get("jobs.list.no_trailing_slash", "/jobs", ("tags", "grp:one")),
     post("jobs.create.no_trailing_slash", "/jobs", []),
