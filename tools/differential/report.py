@@ -42,7 +42,7 @@ def compare(section: str, step: Step, upstream: Exchange, ours: Exchange) -> Res
     result = Result(section, step, upstream, ours)
     if result.compared:
         result.verdict = classify(upstream.status, ours.status, step.deliberate)
-        if result.verdict is None:
+        if result.verdict is None and step.compare_body:
             result.shape_diffs = shape_diff(
                 reply_shape(upstream.status, upstream.body), reply_shape(ours.status, ours.body)
             )
@@ -157,7 +157,7 @@ def _exchange_json(exchange: Exchange) -> dict[str, Any]:
         "status": exchange.status,
         "url": exchange.url,
         "request_body": exchange.request_body,
-        "body": excerpt(exchange.text, 2000),
+        "body": excerpt(exchange.text, 20000),
         "headers": exchange.headers,
         "skipped": exchange.skipped,
         "error": exchange.error,

@@ -47,6 +47,7 @@ class Step:
     capture: name -> selector into the JSON reply (see `select`), or `location:PARAM` for a query parameter of
       a redirect's Location header; stored per server.
     deliberate: why a status-class difference here is intended (spec reference); the report still lists it.
+    compare_body: False to compare the status only (a reply whose content is not part of the contract).
     note: what the step exercises, shown in the report.
     """
 
@@ -60,6 +61,7 @@ class Step:
     user: str = "alice"
     capture: Mapping[str, str] = field(default_factory=dict)
     deliberate: str | None = None
+    compare_body: bool = True
     note: str = ""
     ws_first_frame: str | None = None  # WS only: the first text frame (usually "{token_<user>}")
     ws_trigger: Step | None = None  # WS only: an HTTP step sent while connected, expected to publish

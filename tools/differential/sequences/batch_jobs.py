@@ -133,6 +133,7 @@ STEPS: list[Step] = [
     get("batch_jobs.list.started_before", "/batch-jobs/", ("start_time_before", T0)),
     get("batch_jobs.list.ended_after", "/batch-jobs/", ("end_time_after", T0)),
     get("batch_jobs.list.ordering", "/batch-jobs/", ("ordering", "-start_time")),
+    get("batch_jobs.list.ordering", "/batch-jobs/", ("ordering", "start_time")),
     get("batch_jobs.list.bad_ordering", "/batch-jobs/", ("ordering", "queue")),
     get("batch_jobs.get.after_updates", "/batch-jobs/{bj1}"),
     get("batch_jobs.get.after_updates", "/batch-jobs/{bj2}"),
