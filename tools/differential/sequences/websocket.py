@@ -35,6 +35,11 @@ STEPS: list[Step] = [
         note="bob's change must not reach alice",
     ),
     _subscribe("ws.bad_token", None, first="not-a-token"),
-    _subscribe("ws.bearer_prefix", None, first="Bearer {token_alice}"),
+    _subscribe(
+        "ws.bearer_prefix",
+        put("sites.put.empty", "/sites/{site_a}", {}),
+        first="Bearer {token_alice}",
+        note="spec §10: the first frame is the bare JWT; ours also takes the `Bearer ` form, upstream closes 1008",
+    ),
     _subscribe("ws.no_token_frame", None, first=None),
 ]
