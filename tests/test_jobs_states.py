@@ -167,7 +167,17 @@ def test_free_transitions_and_ignored_read_only_fields(make_user: Callable[[str]
     assert alice.put("/jobs/999999", json={"workdir": "x"}).status_code == 400
     assert alice.patch("/jobs/", json=[{"id": i} for i in range(1, 5002)]).status_code == 400
     assert alice.patch("/jobs/", json=[]).json() == 0
-    assert alice.put(f"/jobs/{b['id']}", json={"batch_job_id": 424242}).status_code == 400
+    assert alice.put(f"/jobs/{b['id']}", json={"batch_job_id": 424242}).status_code == 400  # no such batch job
+    # Another user's batch job is stored, as upstream does (spec §14.13): every list stays owner-scoped.
+    bob = make_user("bob")
+    bob_site, _bob_app = make_site_app(bob)
+    bob_bj = bob.post(
+        "/batch-jobs/",
+        json={"site_id": bob_site, "project": "p", "queue": "q", "num_nodes": 1, "wall_time_min": 5, "job_mode": "mpi"},
+    ).json()
+    assert alice.put(f"/jobs/{b['id']}", json={"batch_job_id": bob_bj["id"]}).json() == 1
+    assert get_job(alice, b["id"])["batch_job_id"] == bob_bj["id"]
+    assert bob.get("/jobs/", params={"batch_job_id": bob_bj["id"]}).json()["count"] == 0
 
 
 def test_put_by_query_heterogeneous_current_states(make_user: Callable[[str], TestClient]) -> None:
