@@ -90,8 +90,7 @@ STEPS: list[Step] = [
         "jobs.patch.foreign_batch_job_id",
         "/jobs/",
         [{"id": "{j_h1}", "batch_job_id": "{bj_b}"}],
-        deliberate="spec §2: another user's rows behave as if they did not exist; upstream's 200 links the job "
-        "to bob's batch job (the client only sets batch_job_id from its own sessions)",
+        note="upstream stores another user's batch job id without a check",
     ),
     patch("jobs.patch.missing_batch_job_id", "/jobs/", [{"id": "{j_h1}", "batch_job_id": MISSING}]),
     patch("jobs.patch.null_batch_job_id", "/jobs/", [{"id": "{j_h1}", "batch_job_id": None}]),

@@ -125,8 +125,7 @@ STEPS: list[Step] = [
         "/jobs/",
         [job("x/zeropack", tags={"grp": "zero"}, node_packing_count=0)],
         capture={"j_zero_pack": "0.id"},
-        deliberate="spec §12.8: upstream's 201 stores a job that makes every MPI-mode acquire at the site fail "
-        "(division by zero, 500)",
+        note="spec §12.8: upstream's MPI acquires at the site then divide by zero (hence the delete below)",
     ),
     delete("jobs.delete", "/jobs/{j_zero_pack}", note="before it can break upstream's MPI acquires"),
     post("jobs.create.nested_tag", "/jobs/", [job("x/nested", tags={"a": {"b": "c"}})]),
