@@ -34,6 +34,7 @@ ps.buildPythonApplication {
       ../pyproject.toml
       ../balsam
       ../tests
+      ../tools # tests/test_differential_tool.py imports its pure parts
       (lib.fileset.maybeMissing ../README.md)
       (lib.fileset.maybeMissing ../LICENSE)
     ];
