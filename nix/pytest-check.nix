@@ -1,0 +1,50 @@
+# The package's sandboxed pytest check (checks.<system>.pytest), as plain
+# data without nixpkgs. nix/package.nix builds its source fileset and check
+# attributes from this file, and nix/tests/rehearse-check.sh reads the same
+# file to rehearse that check on a machine without Nix; so the two cannot
+# drift apart. Change the check here, not in package.nix.
+{
+  # Repository paths (files or whole directories) in the package source, so
+  # edits elsewhere (CI, nix/, other docs) do not rebuild the package. The
+  # tests read every file they need from this tree: a test that opens a file
+  # outside it fails in the sandbox.
+  source = [
+    "pyproject.toml"
+    "README.md"
+    "balsam"
+    "tests"
+  ];
+
+  # Top-level nixpkgs packages the check puts on PATH (nativeCheckInputs),
+  # besides the Python environment and the test hooks. Each name must be an
+  # argument of nix/package.nix.
+  checkTools = [ "postgresql_17" ];
+
+  # pytestCheckHook: `-m "not (a) and not (b)"` and `-k ...`.
+  # Both marks need the network (pip): the published client, and a wheel
+  # installed into a fresh venv.
+  disabledTestMarks = [
+    "published_client"
+    "needs_network"
+  ];
+  disabledTests = [ ];
+
+  # postgresqlTestHook: the tests create and drop databases of their own.
+  postgresqlTestUserOptions = "LOGIN SUPERUSER";
+  # redisTestHook: unix socket only, no TCP port in the build sandbox.
+  redisTestPort = 0;
+
+  # Runs before the hooks start PostgreSQL and Redis ($out is the installed
+  # package).
+  preCheck = ''
+    export HOME="$(mktemp -d)"
+    # `serving` tests start gunicorn/the CLI from PATH.
+    export PATH="$out/bin:$PATH"
+  '';
+
+  pythonImportsCheck = [
+    "balsam"
+    "balsam.server.main"
+    "uvicorn_worker"
+  ];
+}
