@@ -421,9 +421,12 @@ in
         services.balsam.settings.BALSAM_DATABASE_URL = lib.mkDefault (
           balsamLib.localDatabaseUrl { inherit user; }
         );
+        # No `package` here: services.postgresql chooses it by
+        # system.stateVersion (with mkDefault, in a unique option), so an
+        # existing host keeps the major version its data directory was made
+        # with. Set services.postgresql.package to upgrade deliberately.
         services.postgresql = {
           enable = true;
-          package = lib.mkDefault pkgs.postgresql_17;
           ensureDatabases = [ user ];
           ensureUsers = [
             {
