@@ -34,10 +34,13 @@
 
   # Development-only tools that live inside the devShell's Python environment
   # (mypy needs to import pydantic for its plugin, so it cannot be a separate
-  # tool). ruff is a standalone binary and comes from top-level pkgs.
+  # tool). ruff is a standalone binary and comes from top-level pkgs. pip:
+  # tests/test_wheel.py runs `python -m pip wheel` (in the devShell, which has
+  # the network; the sandboxed check deselects it as needs_network).
   devPython = [
     "mypy"
     "types-pyyaml"
+    "pip"
   ];
 
   build = [ "setuptools" ];
