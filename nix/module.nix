@@ -134,7 +134,7 @@ in
     package = lib.mkOption {
       type = lib.types.package;
       default = pkgs.callPackage ./package.nix { };
-      defaultText = lib.literalExpression "pkgs.callPackage ./nix/package.nix { } (the flake's package, built with this system's nixpkgs)";
+      defaultText = lib.literalMD "the flake's `nix/package.nix`, built with this system's nixpkgs (`pkgs.callPackage`)";
       description = "The Balsam service package. It must provide `bin/balsam` and `bin/balsam-gunicorn`.";
     };
 

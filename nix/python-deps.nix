@@ -59,8 +59,11 @@
   # package in pypiToNix.
   removeDeps = [ "psycopg2-binary" ];
 
-  # Upper bounds in pyproject that nixpkgs' version may exceed
-  # (pythonRelaxDeps). Lower bounds are kept and checked.
+  # pyproject bounds that nixpkgs' version may break (sqlalchemy: `<2.1`).
+  # pythonRelaxDeps drops every version specifier of these names, lower
+  # bounds included (python-relax-deps-hook.sh), so nixpkgs' runtime-deps
+  # check then only requires that the package is present. Every other
+  # dependency keeps its specifiers, which that check enforces.
   relaxDeps = [ "sqlalchemy" ];
 
   # Optional-dependency groups that are not built in Nix: their packages are
