@@ -54,10 +54,17 @@ let
     }
   );
 
-  # `balsam-manage ...`: the balsam CLI as the service user, with the
-  # service's environment, environment file and credentials, in a transient
-  # systemd unit (run it as root, e.g. `sudo balsam-manage server user add`).
+  # `balsam-manage ...`: the balsam CLI of the deployed package as the
+  # service user, with the service's environment, environment file and
+  # credentials, in a transient systemd unit (run it as root, e.g.
+  # `sudo balsam-manage server migrate`). Unlike netbox-manage's runuser,
+  # systemd-run can hand over the LoadCredential= secrets, which only root
+  # can read.
   manage = pkgs.writeShellScriptBin "balsam-manage" ''
+    if [ "$(${pkgs.coreutils}/bin/id -u)" != 0 ]; then
+      echo "balsam-manage: run it as root (sudo balsam-manage ...); it runs the balsam CLI as user ${user}" >&2
+      exit 1
+    fi
     if [ -t 0 ] && [ -t 1 ]; then io=--pty; else io=--pipe; fi
     exec ${config.systemd.package}/bin/systemd-run --quiet --wait --collect "$io" \
       --uid=${user} --gid=${group} --working-directory=${stateDir} \
