@@ -21,6 +21,8 @@ let
   user = "balsam";
   group = "balsam";
   stateDir = "/var/lib/balsam";
+  runtimeDir = "/run/balsam";
+  logsDir = "/var/log/balsam";
 
   redisServer = config.services.redis.servers.balsam;
 
@@ -161,10 +163,12 @@ in
     unixSocket = lib.mkOption {
       type = lib.types.nullOr lib.types.str;
       default = null;
-      example = "/run/balsam/balsam.sock";
+      example = "${runtimeDir}/balsam.sock";
       description = ''
         Listen on this unix socket instead of a TCP address, e.g. behind
-        nginx. `/run/balsam` is the service's runtime directory.
+        nginx. It must be a file directly in `${runtimeDir}`, the service's
+        runtime directory (mode 0755): under `ProtectSystem=strict` that is
+        the only place the service may create it.
       '';
     };
 
@@ -241,6 +245,17 @@ in
             ];
             default = "INFO";
             description = "Log level of the server.";
+          };
+          BALSAM_LOG_DIR = lib.mkOption {
+            type = lib.types.nullOr lib.types.str;
+            default = logsDir;
+            description = ''
+              Directory of the log files: gunicorn's `gunicorn-access.log`
+              and `gunicorn-error.log`, and one `balsam-server-<pid>.log` per
+              worker. The default is the unit's `LogsDirectory`, rotated by
+              logrotate (`services.logrotate.settings.balsam`); `null` sends
+              every log to the journal instead.
+            '';
           };
         };
       };
@@ -363,6 +378,13 @@ in
             message = "services.balsam: openFirewall has no effect when listening on unixSocket.";
           }
           {
+            # ProtectSystem=strict: the runtime directory is the service's
+            # only writable place for a socket (no ReadWritePaths for others,
+            # whose directory would also have to exist and be writable).
+            assertion = cfg.unixSocket == null || builtins.match "${runtimeDir}/[^/]+" cfg.unixSocket != null;
+            message = "services.balsam.unixSocket must be a file directly in ${runtimeDir} (e.g. ${runtimeDir}/balsam.sock), the service's runtime directory; got ${toString cfg.unixSocket}.";
+          }
+          {
             assertion = lib.all balsamLib.isEnvName (lib.attrNames cfg.secretFiles);
             message = "services.balsam.secretFiles: keys must be environment variable names.";
           }
@@ -383,6 +405,22 @@ in
         environment.systemPackages = [ manage ];
 
         networking.firewall.allowedTCPPorts = lib.mkIf (cfg.openFirewall && cfg.unixSocket == null) [ cfg.port ];
+
+        # The log files (BALSAM_LOG_DIR), as nixpkgs' nginx module does its
+        # own. copytruncate: gunicorn and the workers keep their files open.
+        services.logrotate.settings.balsam = lib.mkIf (cfg.settings.BALSAM_LOG_DIR != null) (
+          lib.mapAttrs (_: lib.mkDefault) {
+            files = [ "${cfg.settings.BALSAM_LOG_DIR}/*.log" ];
+            frequency = "daily";
+            rotate = 14;
+            compress = true;
+            delaycompress = true;
+            copytruncate = true;
+            missingok = true;
+            notifempty = true;
+            su = "${user} ${group}";
+          }
+        );
 
         systemd.services.balsam = {
           description = "Balsam service (gunicorn)";
@@ -415,9 +453,10 @@ in
             Restart = "on-failure";
             RestartSec = 5;
             TimeoutStartSec = "10min";
-            RuntimeDirectory = "balsam";
+            RuntimeDirectory = baseNameOf runtimeDir;
             RuntimeDirectoryMode = "0755";
-            LogsDirectory = "balsam";
+            # BALSAM_LOG_DIR (settings) points here by default.
+            LogsDirectory = baseNameOf logsDir;
             # gunicorn chowns a unix socket it creates (to its own uid/gid).
             SystemCallFilter = hardening.SystemCallFilter ++ lib.optional (cfg.unixSocket != null) "@chown";
           };

@@ -185,6 +185,30 @@ let
             );
           };
         };
+        # nixos/modules/services/logging/logrotate.nix
+        services.logrotate.settings = mkOption {
+          default = { };
+          type = types.attrsOf (
+            types.submodule (
+              { name, ... }:
+              {
+                freeformType = types.attrsOf (
+                  types.nullOr (
+                    types.oneOf [
+                      types.int
+                      types.bool
+                      types.str
+                    ]
+                  )
+                );
+                options.files = mkOption {
+                  type = types.either types.str (types.listOf types.str);
+                  default = name;
+                };
+              }
+            )
+          );
+        };
         services.redis.servers = mkOption {
           default = { };
           type = types.attrsOf (
@@ -291,6 +315,21 @@ let
   # that services.postgresql chooses by stateVersion (and its data directory).
   olderHost = (evalWith { system.stateVersion = "24.11"; }).config;
 
+  # unixSocket: only directly in the runtime directory (ProtectSystem=strict).
+  socketIn =
+    path:
+    (evalWith {
+      services.balsam = {
+        unixSocket = path;
+        openFirewall = lib.mkForce false;
+      };
+    }).config;
+  socketOk = socketIn "/run/balsam/balsam.sock";
+  socketElsewhere = socketIn "/run/nginx/balsam.sock";
+
+  # Logging to the journal instead of files.
+  journalOnly = (evalWith { services.balsam.settings.BALSAM_LOG_DIR = null; }).config;
+
   # How NixOS writes a unit's [Service] values: lists become repeated keys,
   # booleans yes/no.
   render =
@@ -346,7 +385,9 @@ in
     balsam-manage = (lib.findFirst (p: p.name == "balsam-manage") null cfg.environment.systemPackages).text;
     tmpfiles = cfg.systemd.tmpfiles.settings;
     users = cfg.users.users;
+    logrotate = cfg.services.logrotate.settings;
     inherit failedAssertions;
+    failedAssertionsWithASocketOutsideRunBalsam = failedAssertionsOf socketElsewhere;
   };
 
   checks =
@@ -404,6 +445,26 @@ in
         timers.balsam-backup.timer.OnCalendar == [ "*-*-* 02:15:00" ]
         && timers.balsam-backup.timer.Persistent == "yes"
         && timers.balsam-backup.wantedBy == [ "timers.target" ]
+      ))
+      (expect "log files in the LogsDirectory, rotated" (
+        env.BALSAM_LOG_DIR == "/var/log/balsam"
+        && b.service.LogsDirectory == "balsam"
+        && cfg.services.logrotate.settings.balsam.files == [ "/var/log/balsam/*.log" ]
+        && cfg.services.logrotate.settings.balsam.su == "balsam balsam"
+        && cfg.services.logrotate.settings.balsam.copytruncate
+      ))
+      (expect "BALSAM_LOG_DIR = null: journal only, no logrotate entry" (
+        !(journalOnly.systemd.services.balsam.environment ? BALSAM_LOG_DIR)
+        && !(journalOnly.services.logrotate.settings ? balsam)
+      ))
+      (expect "unixSocket in /run/balsam" (
+        failedAssertionsOf socketOk == [ ]
+        && socketOk.systemd.services.balsam.environment.BALSAM_BIND == "unix:/run/balsam/balsam.sock"
+      ))
+      (expect "unixSocket elsewhere is refused (not writable under ProtectSystem=strict)" (
+        lib.any (lib.hasPrefix "services.balsam.unixSocket must be a file directly in /run/balsam") (
+          failedAssertionsOf socketElsewhere
+        )
       ))
       (expect "PostgreSQL by stateVersion (26.05 host: 17)" (
         cfg.services.postgresql.package == pkgs.postgresql_17
