@@ -13,6 +13,15 @@
     "README.md"
     "balsam"
     "tests"
+    # tests/test_settings_doc.py
+    "docs/settings.md"
+    ".env.example"
+    # tests/test_deploy_files.py
+    "docker-compose.yml"
+    "Dockerfile"
+    ".dockerignore"
+    "requirements/deploy.txt"
+    "deploy"
   ];
 
   # Top-level nixpkgs packages the check puts on PATH (nativeCheckInputs),
