@@ -13,6 +13,7 @@
   stdenv,
   python3,
   postgresql_17,
+  valkey,
   postgresqlTestHook,
   redisTestHook,
 }:
@@ -20,7 +21,7 @@ let
   deps = import ./python-deps.nix;
   check = import ./pytest-check.nix;
   # The check's PATH tools, by the names ./pytest-check.nix uses.
-  checkToolsByName = { inherit postgresql_17; };
+  checkToolsByName = { inherit postgresql_17 valkey; };
   pyproject = lib.importTOML ../pyproject.toml;
   ps = python3.pkgs;
   pick = map (name: ps.${name});

@@ -26,8 +26,13 @@
 
   # Top-level nixpkgs packages the check puts on PATH (nativeCheckInputs),
   # besides the Python environment and the test hooks. Each name must be an
-  # argument of nix/package.nix.
-  checkTools = [ "postgresql_17" ];
+  # argument of nix/package.nix. valkey: redisTestHook starts its server by
+  # absolute path and puts none on PATH, but tests/test_redis_outage.py and
+  # `balsam server dev` (tests/test_dev_server.py) start their own.
+  checkTools = [
+    "postgresql_17"
+    "valkey"
+  ];
 
   # pytestCheckHook: `-m "not (a) and not (b)"` and `-k ...`.
   # Both marks need the network (pip): the published client, and a wheel
