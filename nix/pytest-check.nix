@@ -51,6 +51,10 @@
   # Runs before the hooks start PostgreSQL and Redis ($out is the installed
   # package).
   preCheck = ''
+    # The sandbox has no locale settings, so postgresqlTestHook's initdb
+    # would make a SQL_ASCII cluster, and databases created from it reject
+    # non-ASCII text. nixpkgs' glibc ships C.UTF-8.
+    export LC_ALL=C.UTF-8
     export HOME="$(mktemp -d)"
     # `serving` tests start gunicorn/the CLI from PATH.
     export PATH="$out/bin:$PATH"
