@@ -23,7 +23,8 @@
 #   - the tests run as an unprivileged user (nobody) in /build/source, with
 #     NIX_BUILD_TOP=TMPDIR=/build (bind-mounted there in a mount namespace),
 #     HOME=/homeless-shelter until preCheck replaces it, no locale settings,
-#     in a network namespace with only loopback, and with the checkout hidden;
+#     in a network namespace with only loopback, in a PID namespace, and with
+#     the checkout hidden;
 #   - PostgreSQL is started the way postgresqlTestHook starts it (initdb,
 #     socket in $NIX_BUILD_TOP/run/postgresql, role test_user with the
 #     configured options, database test_db) and reached only through
@@ -314,10 +315,11 @@ for module in $IMPORTS_CHECK; do
 done
 IMPORTS
 
-# As root in fresh mount and network namespaces: the build directory at /build
-# (as in the sandbox: paths such as unix sockets under it must stay short),
-# hide what the sandbox does not have, bring up loopback, then become the test
-# user with a clean environment.
+# As root in fresh mount, network and PID namespaces (the last, as in the
+# sandbox, ends every process the tests leave behind when the check ends): the
+# build directory at /build (paths such as unix sockets under it must stay as
+# short as in the sandbox), hide what the sandbox does not have, bring up
+# loopback, then become the test user with a clean environment.
 cat >"$top/enter.sh" <<'ENTER'
 set -euo pipefail
 mount --bind "$BUILD_DIR" "$NIX_BUILD_TOP"
@@ -358,7 +360,7 @@ done
 case "$top/" in "$repo"/*) ;; *) hidden+=("$repo") ;; esac
 
 join_lines() { local IFS=$'\n'; printf '%s' "$*"; }
-say "running the check as $check_user in new mount and network namespaces"
+say "running the check as $check_user in new mount, network and PID namespaces"
 status=0
 # The mount point for the build directory (an empty directory; the bind mount
 # exists only inside the namespace).
@@ -369,7 +371,8 @@ TOP="$top" BUILD_DIR="$build_top" NIX_BUILD_TOP=/build OUT="$out" PLAIN_PYTHON="
   REDIS_PORT="$redis_port" HOOK_REDIS_SERVER="$hook_redis_server" \
   IMPORTS_CHECK="${imports_check[*]}" DISABLED_TESTS="$(join_lines "${disabled_tests[@]}")" \
   DISABLED_MARKS="$(join_lines "${disabled_marks[@]}")" \
-  unshare --mount --net --propagation private bash "$top/enter.sh" "${hidden[@]}" -- "$@" || status=$?
+  unshare --mount --net --pid --fork --mount-proc --propagation private \
+  bash "$top/enter.sh" "${hidden[@]}" -- "$@" || status=$?
 if [ "$status" -eq 0 ]; then
   say "PASS"
 else
