@@ -385,6 +385,14 @@ in
             message = "services.balsam.unixSocket must be a file directly in ${runtimeDir} (e.g. ${runtimeDir}/balsam.sock), the service's runtime directory; got ${toString cfg.unixSocket}.";
           }
           {
+            # The same for the log files: LogsDirectory is writable, nothing else.
+            assertion =
+              cfg.settings.BALSAM_LOG_DIR == null
+              || cfg.settings.BALSAM_LOG_DIR == logsDir
+              || lib.hasPrefix "${logsDir}/" cfg.settings.BALSAM_LOG_DIR;
+            message = "services.balsam.settings.BALSAM_LOG_DIR must be ${logsDir} (the unit's LogsDirectory), a directory below it, or null for the journal; got ${toString cfg.settings.BALSAM_LOG_DIR}.";
+          }
+          {
             assertion = lib.all balsamLib.isEnvName (lib.attrNames cfg.secretFiles);
             message = "services.balsam.secretFiles: keys must be environment variable names.";
           }

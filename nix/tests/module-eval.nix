@@ -327,8 +327,10 @@ let
   socketOk = socketIn "/run/balsam/balsam.sock";
   socketElsewhere = socketIn "/run/nginx/balsam.sock";
 
-  # Logging to the journal instead of files.
+  # Logging to the journal instead of files, or to a directory the unit
+  # cannot write.
   journalOnly = (evalWith { services.balsam.settings.BALSAM_LOG_DIR = null; }).config;
+  logsElsewhere = (evalWith { services.balsam.settings.BALSAM_LOG_DIR = "/srv/balsam-logs"; }).config;
 
   # How NixOS writes a unit's [Service] values: lists become repeated keys,
   # booleans yes/no.
@@ -456,6 +458,12 @@ in
       (expect "BALSAM_LOG_DIR = null: journal only, no logrotate entry" (
         !(journalOnly.systemd.services.balsam.environment ? BALSAM_LOG_DIR)
         && !(journalOnly.services.logrotate.settings ? balsam)
+      ))
+      (expect "BALSAM_LOG_DIR outside /var/log/balsam is refused (not writable under ProtectSystem=strict)" (
+        lib.any (lib.hasPrefix "services.balsam.settings.BALSAM_LOG_DIR must be /var/log/balsam") (
+          failedAssertionsOf logsElsewhere
+        )
+        && failedAssertionsOf journalOnly == [ ]
       ))
       (expect "unixSocket in /run/balsam" (
         failedAssertionsOf socketOk == [ ]
