@@ -20,6 +20,7 @@
     "python-multipart"
     "httpx"
     "websockets"
+    "jinja2"
     # Not in nixpkgs 26.05: built by ./fastapi-offline.nix (./python-local.nix).
     "fastapi-offline"
   ];

@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -137,3 +138,11 @@ def make_user(client: TestClient) -> Callable[[str], TestClient]:
         return user_client
 
     return make
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium for the browser tests (tests/browser.py)."""
+    from tests.browser import launch_chromium
+
+    yield from launch_chromium()
