@@ -1,86 +1,30 @@
 """The published Balsam client (PyPI `balsam==0.7.0a24`, spec §11) against a live gunicorn of ours.
 
-The client lives in its own virtualenv, because it is also a package named `balsam` and pins pydantic 1.
-The virtualenv is built once and cached under `$PUBLISHED_CLIENT_CACHE_DIR/client-0.7.0a24` (not a BALSAM_
-name: conftest clears those), else `${XDG_CACHE_HOME:-~/.cache}/balsam-service-tests/client-0.7.0a24`; it is
-reused while it imports. A file
-lock keeps concurrent test runs from building it twice. Every client process runs with a temporary HOME
-and `BALSAM_CLIENT_PATH`, so the real `~/.balsam` is never touched.
+The client runs in its own cached virtualenv (tests/client_venv.py), with a temporary HOME and
+`BALSAM_CLIENT_PATH`, so the real `~/.balsam` is never touched.
 
 Run alone with `./scripts/test -m published_client`.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.client_venv import clean_env, ensure_client_venv
 from tests.conftest import TEST_SECRET
 from tests.serving import Gunicorn, gunicorn
 
 # needs_network: the first run pip-installs the client from PyPI (deselected in the Nix build sandbox).
 pytestmark = [pytest.mark.published_client, pytest.mark.serving, pytest.mark.needs_network]
 
-CLIENT_VERSION = "0.7.0a24"
 USERNAME = "client-user"
 PASSWORD = "client-pass-123"
-
-
-def _cache_dir() -> Path:
-    explicit = os.environ.get("PUBLISHED_CLIENT_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "balsam-service-tests"
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    """The environment of a client process: none of our settings, no PYTHONPATH pointing at this repo."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BALSAM_", "PYTHON", "VIRTUAL_ENV"))}
-    env.update(extra)
-    return env
-
-
-def _venv_works(venv: Path) -> bool:
-    python = venv / "bin" / "python"
-    if not python.exists() or not (venv / "bin" / "balsam").exists():
-        return False
-    check = "import balsam, balsam.api, balsam.cmdline; assert balsam.__version__ == '0.7.0.a24', balsam.__version__"
-    result = subprocess.run([str(python), "-c", check], env=_clean_env(), cwd="/", capture_output=True, timeout=120)
-    return result.returncode == 0
-
-
-def _pip(venv: Path, *args: str) -> None:
-    cmd = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "--no-input", *args]
-    result = subprocess.run(cmd, env=_clean_env(), cwd="/", capture_output=True, text=True, timeout=900)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-
-
-def ensure_client_venv() -> Path:
-    base = _cache_dir()
-    base.mkdir(parents=True, exist_ok=True)
-    venv = base / f"client-{CLIENT_VERSION}"
-    with open(base / f"client-{CLIENT_VERSION}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _venv_works(venv):
-            return venv
-        shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-        _pip(venv, "install", "--retries", "10", "--timeout", "60", "--upgrade", "pip")
-        _pip(venv, "install", "--retries", "10", "--timeout", "60", f"balsam=={CLIENT_VERSION}")
-        if not _venv_works(venv):
-            raise RuntimeError(f"balsam=={CLIENT_VERSION} installed into {venv} but does not import")
-        return venv
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +184,7 @@ print(json.dumps(facts))
 def test_published_client_end_to_end(client_venv: Path, server: Gunicorn, tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    env = _clean_env(HOME=str(home), BALSAM_CLIENT_PATH=str(home / ".balsam" / "client.yml"))
+    env = clean_env(HOME=str(home), BALSAM_CLIENT_PATH=str(home / ".balsam" / "client.yml"))
     with httpx.Client(base_url=server.base_url, timeout=10) as http:
         assert (
             http.post("/auth/password/register", json={"username": USERNAME, "password": PASSWORD}).status_code == 201
