@@ -37,7 +37,7 @@ def test_acquire_reply_is_full_job_with_lock_and_batch_job(
         assert tuple(job) == JOB_OUT_FIELDS
         assert job["session_id"] == sid and job["batch_job_id"] == bj
         assert job["tags"] == {"k": "v"} and job["data"] == {} and job["launch_params"] == {}
-        assert "+" not in job["last_update"]
+        assert job["last_update"].endswith("+00:00")  # the one aware timestamp (spec §14.11)
     # Acquiring is a heartbeat.
     assert alice.get("/sessions/").json()["results"][0]["heartbeat"] > before
     rows = job_rows(engine, jobs)

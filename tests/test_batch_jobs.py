@@ -70,3 +70,15 @@ def test_batch_job_lifecycle(make_user: Callable[[str], TestClient], redis_param
             if body["type"] == "batch_job":
                 actions.append(body["action"])
     assert actions[:2] == ["create", "update"] and "bulk-update" in actions and actions[-1] == "delete"
+
+
+def test_patch_naming_an_id_twice_keeps_the_last_item(make_user: Callable[[str], TestClient]) -> None:
+    """As upstream: no 400 (the client would retry it), and the first item is dropped whole."""
+    alice = make_user("alice")
+    site_id, _app_id = make_site_app(alice)
+    bj = alice.post("/batch-jobs/", json={**BJ, "site_id": site_id}).json()
+    items = [{"id": bj["id"], "state": "queued", "scheduler_id": 5}, {"id": bj["id"], "status_info": {"m": "x"}}]
+    resp = alice.patch("/batch-jobs/", json=items)
+    assert resp.status_code == 200 and len(resp.json()) == 1
+    (out,) = resp.json()
+    assert out["status_info"] == {"m": "x"} and out["state"] == "pending_submission" and out["scheduler_id"] is None

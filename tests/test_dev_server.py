@@ -107,7 +107,8 @@ def test_dev_server_persists_data_and_stops_every_child(tmp_path: Path) -> None:
                 break
             time.sleep(0.3)
         assert current.isdisjoint(old_workers) and len(current) == 2
-        assert httpx.get(f"{base}/sites/", headers=auth).status_code == 200
+        # The new workers may still be importing the app: the request waits in the listen backlog meanwhile.
+        assert httpx.get(f"{base}/sites/", headers=auth, timeout=60).status_code == 200
         pids = _children(second, data_dir)
         second.terminate()  # SIGTERM to the dev process alone, as a service manager would
         assert second.wait(120) == 0

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, literal, select, text
 
 from balsam.server.schemas.jobs import JOB_OUT_FIELDS
 from tests.jobs_helpers import create_jobs, get_job, job_spec, make_site_app, patch
@@ -25,7 +26,7 @@ def test_bulk_create_shapes_and_initial_states(make_user: Callable[[str], TestCl
     assert set(created[0]) == set(JOB_OUT_FIELDS) - {"session_id"}
     assert created[0]["tags"] == {"exp": "a", "n": "1"} and created[0]["num_nodes"] == 2
     assert created[0]["pending_file_cleanup"] is True and created[0]["batch_job_id"] is None
-    assert "+" not in created[0]["last_update"]
+    assert created[0]["last_update"].endswith("+00:00")  # spec §14.11
     fetched = get_job(alice, created[0]["id"])
     assert set(fetched) == set(JOB_OUT_FIELDS) and fetched["session_id"] is None
     assert fetched["last_update"] == created[0]["last_update"]
@@ -180,16 +181,20 @@ def test_deletes(make_user: Callable[[str], TestClient], engine: Engine) -> None
             text("INSERT INTO sessions (site_id) SELECT site_id FROM apps LIMIT 1 RETURNING id")
         ).scalar()
         conn.execute(text("UPDATE jobs SET session_id = :s WHERE id = :j"), {"s": sid, "j": held})
+    # A held job is kept, and the reply is still 204 (spec §14.13); headers say why.
     resp = alice.delete(f"/jobs/{held}")
-    assert resp.status_code == 409 and "held by session" in resp.json()["detail"]
+    assert resp.status_code == 204 and resp.content == b""
+    assert resp.headers["X-Balsam-Jobs-Kept"] == "1" and "session" in resp.headers["X-Balsam-Jobs-Kept-Reason"]
+    assert get_job(alice, held)["session_id"] == sid
     assert bob.delete(f"/jobs/{jobs[1]['id']}").status_code == 404
     resp = alice.delete(f"/jobs/{jobs[1]['id']}")
-    assert resp.status_code == 204 and resp.content == b""
+    assert resp.status_code == 204 and resp.content == b"" and "X-Balsam-Jobs-Kept" not in resp.headers
     assert alice.get(f"/jobs/{jobs[1]['id']}").status_code == 404
     assert alice.get("/transfers/", params={"job_id": jobs[1]["id"]}).json()["count"] == 0
     assert alice.get("/events/", params={"job_id": jobs[1]["id"]}).json()["count"] == 0
-    # Bulk delete skips the held job and answers 204.
-    assert alice.delete("/jobs/", params={"tags": "d:1"}).status_code == 204
+    # Bulk delete skips the held job and answers 204, counting it in the header.
+    resp = alice.delete("/jobs/", params={"tags": "d:1"})
+    assert resp.status_code == 204 and resp.headers["X-Balsam-Jobs-Kept"] == "1"
     assert [j["id"] for j in alice.get("/jobs/").json()["results"]] == [held]
 
 
@@ -201,22 +206,37 @@ def test_openapi_documents_the_bulk_bodies(client: TestClient) -> None:
     assert "#/$defs/" not in doc.text  # every reference resolves inside the OpenAPI document
 
 
-def test_created_reply_timestamps_match_later_reads(make_user: Callable[[str], TestClient], engine: Engine) -> None:
-    """The create reply and every later read write `last_update` identically, whatever its microseconds."""
+def test_job_last_update_is_aware_utc_and_create_reply_matches_reads(
+    make_user: Callable[[str], TestClient], engine: Engine
+) -> None:
+    """Job `last_update` carries `+00:00` in create, list, detail and acquire replies (spec §14.11), written
+    identically by Python (create) and SQL (reads), whatever the microseconds; other timestamps stay naive."""
     from datetime import datetime
 
-    from balsam.server.crud.job_json import pg_json_timestamp
+    from balsam.server.crud.job_json import last_update_json, last_update_text
 
     with engine.connect() as conn:
         for micro in (0, 120000, 123400, 123456, 5):
             value = datetime(2024, 1, 2, 3, 4, 5, micro)
-            from_sql = conn.execute(text("SELECT to_json(CAST(:v AS timestamp))::text"), {"v": value}).scalar_one()
-            assert f'"{pg_json_timestamp(value)}"' == from_sql
+            from_sql = conn.execute(select(last_update_json(literal(value)))).scalar_one()
+            assert last_update_text(value) == from_sql
+            assert datetime.fromisoformat(from_sql) == value.replace(tzinfo=UTC)
     alice = make_user("alice")
-    site_id = alice.post("/sites/", json={"name": "s", "path": "/s"}).json()["id"]
-    app_id = alice.post(
-        "/apps/", json={"site_id": site_id, "name": "a", "serialized_class": "c", "source_code": "s"}
-    ).json()["id"]
+    site_id, app_id = make_site_app(alice)
     for i in range(20):
         [created] = alice.post("/jobs/", json=[{"app_id": app_id, "workdir": f"w{i}"}]).json()
+        assert created["last_update"].endswith("+00:00")
         assert alice.get(f"/jobs/{created['id']}").json()["last_update"] == created["last_update"]
+    listed = alice.get("/jobs/", params={"ordering": "-last_update"}).json()["results"]
+    assert all(j["last_update"].endswith("+00:00") for j in listed)
+    stamps = [datetime.fromisoformat(j["last_update"]) for j in listed]
+    assert stamps == sorted(stamps, reverse=True)
+    session = alice.post("/sessions/", json={"site_id": site_id}).json()
+    assert "+" not in session["heartbeat"]  # every other timestamp stays naive (spec §0)
+    acquired = alice.post(
+        f"/sessions/{session['id']}", json={"max_num_jobs": 5, "filter_tags": {}, "states": ["STAGED_IN"]}
+    )
+    assert acquired.status_code == 200 and len(acquired.json()) == 5
+    assert all(j["last_update"].endswith("+00:00") for j in acquired.json())
+    (event, *_rest) = alice.get("/events/").json()["results"]
+    assert "+" not in event["timestamp"]

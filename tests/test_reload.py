@@ -72,7 +72,10 @@ def _workers(server: Gunicorn) -> set[int]:
 
 def _token_ttl(base_url: str) -> float:
     """Seconds between now and the `expiration` of a fresh login token."""
-    resp = httpx.post(f"{base_url}/auth/password/login", data={"username": "reload", "password": "pw-reload"})
+    # A generous timeout: during a reload on a loaded machine the new workers may still be importing the app.
+    resp = httpx.post(
+        f"{base_url}/auth/password/login", data={"username": "reload", "password": "pw-reload"}, timeout=60
+    )
     assert resp.status_code == 200, resp.text
     expiration = datetime.fromisoformat(resp.json()["expiration"])
     return (expiration - datetime.now(UTC).replace(tzinfo=None)).total_seconds()

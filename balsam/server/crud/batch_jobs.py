@@ -101,12 +101,14 @@ def create(db: Session, owner_id: int, body: BatchJobCreate) -> BatchJob:
 def update_many(
     db: Session, owner_id: int, updates: Sequence[tuple[int, BatchJobUpdate]], *, single: bool = False
 ) -> list[BatchJob]:
-    """Apply each update's own keys to rows locked in id order; returns the rows ordered by id."""
+    """Apply each update's own keys to rows locked in id order; returns the rows ordered by id.
+
+    An id named twice keeps its last item only, as upstream does (a 400 would make the client retry).
+    """
     if len(updates) > MAX_ITEMS_PER_BULK_OP:
         raise BadRequest(f"Cannot bulk-update more than {MAX_ITEMS_PER_BULK_OP} in a single API call.")
-    ids = sorted({i for i, _ in updates})
-    if len(ids) != len(updates):
-        raise BadRequest("Duplicate Batch Job IDs provided")
+    latest = dict(updates)
+    ids = sorted(latest)
     rows = {
         r.id: r
         for r in db.scalars(
@@ -120,7 +122,7 @@ def update_many(
         if single:
             raise NotFound()
         raise BadRequest(MISSING_IDS)
-    for batch_job_id, body in updates:
+    for batch_job_id, body in latest.items():
         changes = body.model_dump(mode="python", include=body.model_fields_set)
         row = rows[batch_job_id]
         if "state" in changes and row.state == "pending_deletion" and changes["state"] != "finished":

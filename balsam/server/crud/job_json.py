@@ -4,8 +4,9 @@ Use `job_json_column()` in any SELECT over `jobs` (acquire, detail) and `json_ar
 strings, `jobs_json_by_ids()` to serialise given ids in a given order, or `job_rows_json()` (row_to_json,
 the cheapest, used by the job list) around a filtered, ordered, paged SELECT of the whole `jobs` row.
 
-`to_json(timestamp)` yields naive ISO-8601 (`2024-01-02T03:04:05.123456`), as spec §14.4 requires; dict
-columns are coalesced so they are never `null`.
+A job's `last_update` is written with `+00:00` (`2024-01-02T03:04:05.123456+00:00`), as upstream writes it in
+job objects and as the client's users compare it with aware datetimes (spec §14.11); every other timestamp
+of the API is naive UTC (§0). Dict columns are coalesced so they are never `null`.
 """
 
 from __future__ import annotations
@@ -62,6 +63,27 @@ _COLUMNS = (
 )
 
 
+# to_char rather than a timestamptz cast: the text does not depend on the session's TimeZone, which a
+# connection pooler may not pass through. Always six fraction digits, so the text also sorts like the time.
+_AWARE_FORMAT: ColumnElement[str] = literal_column("""'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'""")
+
+
+def last_update_json(column: ColumnElement[Any]) -> ColumnElement[str]:
+    """SQL: a job's `last_update` as its JSON text (ISO-8601 with `+00:00`, spec §14.11)."""
+    return func.to_char(column, _AWARE_FORMAT)
+
+
+def last_update_text(value: datetime) -> str:
+    """Python: the same text as `last_update_json` for a naive UTC value (the bulk-create reply)."""
+    return value.isoformat(timespec="microseconds") + "+00:00"
+
+
+def job_columns(table: FromClause | None = None) -> list[ColumnElement[Any]]:
+    """Every `jobs` column (the §5.1 keys) with `last_update` as its JSON text, for `job_rows_json`."""
+    src = table if table is not None else Job.__table__
+    return [last_update_json(c).label("last_update") if c.name == "last_update" else c for c in src.c]
+
+
 def job_json_column(table: FromClause | None = None, *, with_session_id: bool = True) -> ColumnElement[str]:
     """`json_build_object(...)::text` of one job row of `table` (default: the `jobs` table)."""
     src = table if table is not None else Job.__table__
@@ -72,6 +94,8 @@ def job_json_column(table: FromClause | None = None, *, with_session_id: bool = 
         col: Any = src.c[name]
         if name in _DICT_COLUMNS:
             col = func.coalesce(col, literal_column("'{}'::jsonb"))
+        elif name == "last_update":
+            col = last_update_json(col)
         elif name == "parent_ids":
             col = func.coalesce(col, literal_column("'{}'::bigint[]"))
         args.extend([literal_column(f"'{name}'"), col])
@@ -79,13 +103,20 @@ def job_json_column(table: FromClause | None = None, *, with_session_id: bool = 
 
 
 def job_rows_json(inner: Select[Any], order_by: Sequence[str] = ("id",)) -> Select[tuple[str]]:
-    """`row_to_json` of each row of `inner` (a SELECT of all `jobs` columns, already filtered, ordered and
+    """`row_to_json` of each row of `inner` (a SELECT of `job_columns()`, already filtered, ordered and
     paged). Cheaper than json_build_object; correct because the `jobs` columns are exactly the §5.1 keys
     (tests/test_jobs.py checks it). `order_by` names the sort keys again (e.g. "-last_update", "id"), so
-    the outer query keeps the inner order.
+    the outer query keeps the inner order; `last_update` is text there, compared bytewise (fixed width).
     """
     sub = inner.subquery("j")
-    keys = [sub.c[k.lstrip("-")].desc() if k.startswith("-") else sub.c[k] for k in order_by]
+
+    def key(name: str) -> Any:
+        column: Any = sub.c[name.lstrip("-")]
+        if name.lstrip("-") == "last_update":
+            column = column.collate("C")
+        return column.desc() if name.startswith("-") else column
+
+    keys = [key(k) for k in order_by]
     return select(cast(func.row_to_json(literal_column("j")), Text)).select_from(sub).order_by(*keys)
 
 
@@ -106,13 +137,6 @@ def bigint_array(values: Iterable[int], name: str | None = None) -> ColumnElemen
     """One `bigint[]` parameter: `col == func.any(bigint_array(ids))` beats an IN list of thousands."""
     param: BindParameter[list[int]] = bindparam(name, list(values), type_=_BigIntArray(), unique=name is None)
     return cast(param, _ARRAY_TYPE)
-
-
-def pg_json_timestamp(value: datetime) -> str:
-    """A naive timestamp written exactly as PostgreSQL's `to_json` writes it (fraction without trailing
-    zeros, none at all for whole seconds), so replies built in Python match the ones built in SQL."""
-    text_value = value.isoformat(timespec="microseconds")
-    return text_value.rstrip("0").rstrip(".") if "." in text_value else text_value
 
 
 def json_array(items: Iterable[str]) -> str:

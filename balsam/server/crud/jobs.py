@@ -7,6 +7,7 @@ document as a single parameter, so 5,000 jobs cost a handful of statements.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,23 +19,30 @@ from sqlalchemy.orm import Session
 
 from balsam.server.api.errors import BadRequest, NotFound
 from balsam.server.clock import utcnow
-from balsam.server.crud.job_json import bigint_array, job_json_column, job_rows_json, json_array, pg_json_timestamp
+from balsam.server.crud.job_json import (
+    bigint_array,
+    job_columns,
+    job_json_column,
+    job_rows_json,
+    json_array,
+    last_update_text,
+)
 from balsam.server.crud.job_states import (
     StateChange,
     insert_events,
     release_children,
     resolve_state,
     transfer_status,
-    transition_allowed,
 )
 from balsam.server.db.tables import App, BatchJob, Job, Site
 from balsam.server.schemas.common import MAX_ITEMS_PER_BULK_OP, like_escape
-from balsam.server.schemas.jobs import READ_ONLY_FIELDS, JobState, JobUpdate
+from balsam.server.schemas.jobs import JobState, JobUpdate
 
 TOO_MANY_CREATE = f"Cannot bulk-create more than {MAX_ITEMS_PER_BULK_OP} in a single API call."
 TOO_MANY_UPDATE = f"Cannot bulk-update more than {MAX_ITEMS_PER_BULK_OP} in a single API call."
 MISSING_IDS = "Could not find some Job IDs"
 DUPLICATE_IDS = "Duplicate Job ID keys provided"
+logger = logging.getLogger(__name__)
 _JOBS = Job.__table__  # Core columns: no ORM row processing on the 5,000-row paths
 ORDERINGS = ("last_update", "-last_update", "id", "-id", "state", "-state", "workdir", "-workdir")
 
@@ -120,7 +128,7 @@ def list_json(db: Session, owner_id: int, f: JobFilters, ordering: str | None, l
         return f'{{"count":{count(db, owner_id, f)},"results":[]}}'
     order = [ordering, "id"] if ordering and ordering.lstrip("-") != "id" else [ordering or "id"]
     inner = (
-        select(*Job.__table__.c)
+        select(*job_columns())
         .where(*conditions(owner_id, f))
         .order_by(*_order_by(ordering))
         .limit(limit + 1)
@@ -233,7 +241,7 @@ def bulk_create(db: Session, owner_id: int, rows: list[dict[str, Any]]) -> str:
     t_rec: list[bool] = []
     # One document serves as the INSERT parameter and as the reply: jsonb_to_recordset ignores the keys it
     # does not declare, and the reply holds exactly the values the rows get.
-    stamp = pg_json_timestamp(now)
+    stamp = last_update_text(now)
     finished = JobState.JOB_FINISHED.value
     for job_id, row in zip(ids, rows, strict=True):
         has_in = False
@@ -325,17 +333,13 @@ def _update_statement(keys: set[str]) -> str:
     )
 
 
-def _same_ids(sent: Any, stored: Sequence[int] | None) -> bool:
-    return sorted(set(sent or [])) == sorted(set(stored or []))
-
-
 def apply_updates(
     db: Session, owner_id: int, items: Sequence[tuple[int, JobUpdate]], now: datetime | None = None
 ) -> tuple[int, list[dict[str, Any]]]:
     """Apply each item's own keys to its job (spec §5.4, §5.5). Returns (jobs updated, event dicts).
 
-    Any missing/foreign id, read-only change, unknown batch job or forbidden transition fails the whole
-    request with a 400 and nothing is applied (the caller's transaction rolls back).
+    A missing/foreign job id or an unknown batch job fails the whole request with a 400 and nothing is
+    applied (the caller's transaction rolls back). Any state may follow any other (§14.10).
     """
     now = now or utcnow()
     ids = sorted(job_id for job_id, _ in items)
@@ -344,7 +348,7 @@ def apply_updates(
     current = {
         r.id: r
         for r in db.execute(
-            select(_JOBS.c.id, _JOBS.c.state, _JOBS.c.app_id, _JOBS.c.parent_ids, _JOBS.c.session_id)
+            select(_JOBS.c.id, _JOBS.c.state)
             .where(_JOBS.c.id == func.any(bigint_array(ids)), owned_condition(owner_id))
             .order_by(_JOBS.c.id)
             .with_for_update()
@@ -383,13 +387,9 @@ def apply_updates(
     for (job_id, update), sent_values in zip(items, dumped, strict=True):
         row = current[job_id]
         sent = update.model_fields_set
-        if not sent.isdisjoint(READ_ONLY_FIELDS):
-            _check_read_only(job_id, update, row)
         values = {k: v for k, v in sent_values.items() if k in _UPDATABLE}
         if job_id in changing:
             assert update.state is not None
-            if not transition_allowed(row.state, update.state):
-                raise BadRequest(f"Job {job_id}: invalid state transition {row.state} -> {update.state}")
             data = dict(update.state_data or {}) if "state_data" in sent else {}
             stored, data = resolve_state(job_id, update.state, status, data)
             values["state"] = str(stored)
@@ -424,18 +424,6 @@ _UPDATABLE = frozenset(_CASTS) - {"session_id"}
 _UPDATE_DUMPER: TypeAdapter[list[JobUpdate]] = TypeAdapter(list[JobUpdate])
 
 
-def _check_read_only(job_id: int, update: JobUpdate, row: Any) -> None:
-    sent = update.model_fields_set
-    if "app_id" in sent and update.app_id != row.app_id:
-        raise BadRequest(f"Job {job_id}: app_id is read-only and cannot be changed")
-    if "parent_ids" in sent and not _same_ids(update.parent_ids, row.parent_ids):
-        raise BadRequest(f"Job {job_id}: parent_ids is read-only and cannot be changed")
-    if "session_id" in sent and update.session_id != row.session_id:
-        raise BadRequest(f"Job {job_id}: session_id is read-only (set by session acquire)")
-    if "transfers" in sent and update.transfers:
-        raise BadRequest(f"Job {job_id}: transfers are read-only after creation; update /transfers/ instead")
-
-
 def bulk_patch(db: Session, owner_id: int, items: Sequence[tuple[int, JobUpdate]]) -> tuple[int, list[dict[str, Any]]]:
     if len(items) > MAX_ITEMS_PER_BULK_OP:
         raise BadRequest(TOO_MANY_UPDATE)
@@ -457,31 +445,41 @@ def update_by_query(db: Session, owner_id: int, f: JobFilters, update: JobUpdate
 # ---------------------------------------------------------------------------------------------- delete
 
 
-def delete_one(db: Session, owner_id: int, job_id: int) -> list[dict[str, Any]]:
-    """Delete one job; a job held by a session is kept and the caller gets a 409 saying so (spec §12.5)."""
+@dataclass
+class DeleteResult:
+    """What a delete did. `kept` counts matching jobs left in place because a session holds them (a launcher
+    is running them) or, for a bulk delete, another request has them locked: upstream skips those silently
+    and answers 204 (spec §5.2, §14.13), so the route reports them in a response header instead."""
+
+    deleted: list[int]
+    kept: int
+    events: list[dict[str, Any]]
+
+
+def delete_one(db: Session, owner_id: int, job_id: int) -> DeleteResult:
+    """Delete one job (404 if missing or foreign); a job held by a session is kept (spec §14.13)."""
     row = db.execute(
         select(Job.id, Job.session_id).where(Job.id == job_id, owned_condition(owner_id)).with_for_update()
     ).first()
     if row is None:
         raise NotFound()
     if row.session_id is not None:
-        raise BadRequest(
-            f"Job {job_id} is held by session {row.session_id} and was not deleted; retry once it is released",
-            409,
-        )
+        logger.warning("DELETE /jobs/%d kept the job: session %d holds it", job_id, row.session_id)
+        return DeleteResult([], 1, [])
     db.execute(text("DELETE FROM jobs WHERE id = :id"), {"id": job_id})
-    return release_children(db, [job_id], utcnow())
+    return DeleteResult([job_id], 0, release_children(db, [job_id], utcnow()))
 
 
-def delete_by_query(db: Session, owner_id: int, f: JobFilters) -> tuple[list[int], list[dict[str, Any]]]:
-    """Delete matching jobs not held by a session nor row-locked (those are skipped, spec §5.2).
+def delete_by_query(db: Session, owner_id: int, f: JobFilters) -> DeleteResult:
+    """Delete matching jobs not held by a session nor row-locked (those are kept, spec §5.2).
 
-    Returns (deleted ids, events of released children). Children whose parents are now all finished or
-    deleted are released.
+    Children whose parents are now all finished or deleted are released.
     """
     locked = select(Job.id).where(*conditions(owner_id, f), Job.session_id.is_(None)).order_by(Job.id)
     ids = list(db.scalars(locked.with_for_update(skip_locked=True)))
-    if not ids:
-        return [], []
-    db.execute(text("DELETE FROM jobs WHERE id = ANY(:ids)"), {"ids": ids})
-    return ids, release_children(db, ids, utcnow())
+    if ids:
+        db.execute(text("DELETE FROM jobs WHERE id = ANY(:ids)"), {"ids": ids})
+    kept = count(db, owner_id, f)
+    if kept:
+        logger.warning("DELETE /jobs/ kept %d matching jobs: held by a session or locked by another request", kept)
+    return DeleteResult(ids, kept, release_children(db, ids, utcnow()) if ids else [])

@@ -4,7 +4,8 @@ Lock order matches the job writers: the owning jobs first (by id), then the item
 items change, and READY/POSTPROCESSED jobs whose items of that direction are all `done` advance
 (`job_states.advance_after_transfers`), which also clears the session lock and releases children.
 
-Item transitions are checked: `awaiting_job` is set only by the server, and `done` is final.
+Item state changes are not checked, as upstream (spec §6, §14.13): the transfer service mirrors whatever
+state its transfer task reports, and a 4xx would only make the client retry for minutes.
 """
 
 from __future__ import annotations
@@ -26,14 +27,6 @@ from balsam.server.schemas.common import MAX_ITEMS_PER_BULK_OP
 from balsam.server.schemas.transfers import TransferItemUpdate
 
 NOT_FOUND_SOME = "Some TransferItems not found"
-ALLOWED: dict[str, frozenset[str]] = {
-    "awaiting_job": frozenset({"pending", "error"}),
-    "pending": frozenset({"active", "inactive", "done", "error"}),
-    "active": frozenset({"pending", "inactive", "done", "error"}),
-    "inactive": frozenset({"pending", "active", "done", "error"}),
-    "error": frozenset({"pending", "active", "inactive", "done"}),
-    "done": frozenset(),
-}
 
 
 def owned(owner_id: int) -> Select[tuple[TransferItem]]:
@@ -93,12 +86,14 @@ def get_owned(db: Session, owner_id: int, transfer_id: int) -> TransferItem:
 def update_items(
     db: Session, owner_id: int, updates: Sequence[tuple[int, TransferItemUpdate]], *, single: bool = False
 ) -> tuple[list[TransferItem], list[dict[str, Any]]]:
-    """Apply each item's own keys; returns (updated items by id, job events written)."""
+    """Apply each item's own keys; returns (updated items by id, job events written).
+
+    An id named twice keeps its last item only, as upstream does (a 400 would make the client retry).
+    """
     if len(updates) > MAX_ITEMS_PER_BULK_OP:
         raise BadRequest(f"Cannot bulk-update more than {MAX_ITEMS_PER_BULK_OP} in a single API call.")
-    ids = sorted({item_id for item_id, _ in updates})
-    if len(ids) != len(updates):
-        raise BadRequest("Duplicate TransferItem IDs provided")
+    latest = dict(updates)
+    ids = sorted(latest)
     if not ids:
         return [], []
     job_of = {
@@ -117,21 +112,14 @@ def update_items(
         raise BadRequest(NOT_FOUND_SOME)
     now = utcnow()
     lock_jobs(db, job_of.values())
-    current = {
-        r[0]: r[1]
-        for r in db.execute(
-            text("SELECT id, state FROM transfer_items WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"), {"ids": ids}
-        )
-    }
-    if len(current) != len(ids):  # deleted together with its job meanwhile
+    locked = db.scalars(
+        text("SELECT id FROM transfer_items WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"), {"ids": ids}
+    ).all()
+    if len(locked) != len(ids):  # deleted together with its job meanwhile
         raise BadRequest(NOT_FOUND_SOME)
     payload = []
-    for item_id, update in updates:
+    for item_id, update in latest.items():
         values = update.model_dump(mode="json", include=update.model_fields_set)
-        new_state = values.get("state")
-        old_state = current[item_id]
-        if new_state is not None and new_state != old_state and new_state not in ALLOWED.get(old_state, frozenset()):
-            raise BadRequest(f"TransferItem {item_id}: invalid state transition {old_state} -> {new_state}")
         values["id"] = item_id
         payload.append(values)
     db.execute(

@@ -55,7 +55,13 @@ GUNICORN_ENV = (
         "30",
         "Seconds old workers get to finish in-flight requests on reload (HUP) or stop (TERM).",
     ),
-    EnvVar("GUNICORN_KEEPALIVE", "int", "5", "Seconds an idle keep-alive connection stays open."),
+    EnvVar(
+        "GUNICORN_KEEPALIVE",
+        "int",
+        "2",
+        "Seconds an idle keep-alive connection stays open. Keep it clear of the site agent's poll intervals"
+        " (about 1 s, then 5 s and more): see the gunicorn config file.",
+    ),
     EnvVar(
         "FORWARDED_ALLOW_IPS",
         "str",

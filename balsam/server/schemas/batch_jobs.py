@@ -11,6 +11,7 @@ from balsam.server.schemas.common import (
     InputModel,
     NaiveUTC,
     NonNegInt32,
+    NonNegInt64,
     OutputModel,
     PosInt32,
     Str,
@@ -21,7 +22,6 @@ from balsam.server.schemas.common import (
 
 BatchJobState = Literal["pending_submission", "queued", "running", "finished", "submit_failed", "pending_deletion"]
 JobMode = Literal["serial", "mpi"]
-SchedulerId = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
 class BatchJobPartition(InputModel):
@@ -45,7 +45,7 @@ class BatchJobCreate(InputModel):
 class BatchJobUpdate(InputModel):
     """Only the keys present are applied. Everything else about a batch job is fixed at creation."""
 
-    scheduler_id: SchedulerId | None = None
+    scheduler_id: NonNegInt64 | None = None
     state: BatchJobState | None = None
     status_info: StrDict | None = None
     start_time: NaiveUTC | None = None
@@ -55,7 +55,7 @@ class BatchJobUpdate(InputModel):
 
 
 class BatchJobPatch(BatchJobUpdate):
-    id: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    id: PosInt32
 
 
 class BatchJobOut(OutputModel):

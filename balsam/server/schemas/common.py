@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -64,10 +65,31 @@ NaiveUTC = Annotated[
     AfterValidator(_to_naive_utc),
     PlainSerializer(lambda v: v.isoformat(), return_type=str, when_used="json"),
 ]
-Int32 = Annotated[int, Field(ge=-(2**31), le=INT32_MAX)]
-PosInt32 = Annotated[int, Field(ge=1, le=INT32_MAX)]
-NonNegInt32 = Annotated[int, Field(ge=0, le=INT32_MAX)]
-Id = Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]
+
+
+def _pydantic1_int(value: Any) -> Any:
+    """Read an integer as upstream's pydantic 1 did: a float is truncated toward zero. The published client
+    sends floats where integers are declared, e.g. the serial launcher's `max_wall_time_min=4.98` (upstream
+    answers 200 and uses 4). Strings are left to pydantic's lax parsing, which already takes "5" as 5."""
+    if type(value) is float and math.isfinite(value):
+        return math.trunc(value)
+    return value
+
+
+PYDANTIC1_INT = BeforeValidator(_pydantic1_int)
+
+# The integer ranges of the columns, validated by pydantic-core alone (the all-Rust fast path of job creation).
+CoreInt32 = Annotated[int, Field(ge=-(2**31), le=INT32_MAX)]
+CorePosInt32 = Annotated[int, Field(ge=1, le=INT32_MAX)]
+CoreNonNegInt32 = Annotated[int, Field(ge=0, le=INT32_MAX)]
+CoreId = Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]
+# The same ranges as request bodies read them (PYDANTIC1_INT); values still out of range get 422 (§14.2).
+Int32 = Annotated[CoreInt32, PYDANTIC1_INT]
+PosInt32 = Annotated[CorePosInt32, PYDANTIC1_INT]
+NonNegInt32 = Annotated[CoreNonNegInt32, PYDANTIC1_INT]
+Id = Annotated[CoreId, PYDANTIC1_INT]
+PosInt64 = Annotated[int, Field(ge=1, le=INT64_MAX), PYDANTIC1_INT]
+NonNegInt64 = Annotated[int, Field(ge=0, le=INT64_MAX), PYDANTIC1_INT]
 StrDict = Annotated[dict[Str, Str], BeforeValidator(_coerce_str_values)]
 JsonDict = Annotated[dict[str, Any], AfterValidator(check_json_no_nul)]
 
@@ -93,9 +115,10 @@ def empty_dict_if_null(*fields: str) -> Any:
 
 
 class InputModel(BaseModel):
-    """Request bodies: unknown fields are ignored (spec §0), whitespace is kept as sent."""
+    """Request bodies: unknown fields are ignored (spec §0), whitespace is kept as sent, and a number sent
+    for a string field becomes its string, as upstream's pydantic 1 read it (integers: PYDANTIC1_INT)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
 
 
 class OutputModel(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import posixpath
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, NotRequired
 
@@ -16,6 +17,10 @@ from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, field_
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from balsam.server.schemas.common import (
+    CoreId,
+    CoreInt32,
+    CoreNonNegInt32,
+    CorePosInt32,
     Id,
     InputModel,
     Int32,
@@ -24,6 +29,7 @@ from balsam.server.schemas.common import (
     NonNegInt32,
     OutputModel,
     PosInt32,
+    PosInt64,
     Str,
     StrDict,
     empty_dict_if_null,
@@ -75,7 +81,6 @@ def _finite(value: float) -> float:
 Workdir = Annotated[Str, Field(max_length=4096), AfterValidator(_relative)]
 Serialized = Annotated[Str, Field(max_length=MAX_SERIALIZED)]
 GpusPerRank = Annotated[float, Field(ge=0, le=1e9), AfterValidator(_finite)]
-JobId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 class TransferSpec(InputModel):
@@ -122,21 +127,21 @@ class JobCreateDict(TypedDict):
     a body; either way the accepted values are the same. `parent_ids` is de-duplicated by the caller.
     """
 
-    app_id: Id
+    app_id: CoreId
     workdir: Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^[^/]")]
     tags: NotRequired[dict[str, str]]
     serialized_parameters: NotRequired[Annotated[str, Field(max_length=MAX_SERIALIZED)]]
     data: NotRequired[dict[str, Any]]
-    return_code: NotRequired[Int32 | None]
-    num_nodes: NotRequired[PosInt32]
-    ranks_per_node: NotRequired[PosInt32]
-    threads_per_rank: NotRequired[PosInt32]
-    threads_per_core: NotRequired[PosInt32]
+    return_code: NotRequired[CoreInt32 | None]
+    num_nodes: NotRequired[CorePosInt32]
+    ranks_per_node: NotRequired[CorePosInt32]
+    threads_per_rank: NotRequired[CorePosInt32]
+    threads_per_core: NotRequired[CorePosInt32]
     gpus_per_rank: NotRequired[Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]]
-    node_packing_count: NotRequired[PosInt32]
-    wall_time_min: NotRequired[NonNegInt32]
+    node_packing_count: NotRequired[CorePosInt32]
+    wall_time_min: NotRequired[CoreNonNegInt32]
     launch_params: NotRequired[dict[str, str]]
-    parent_ids: NotRequired[Annotated[list[Id], Field(max_length=100_000)]]
+    parent_ids: NotRequired[Annotated[list[CoreId], Field(max_length=100_000)]]
     transfers: NotRequired[dict[Annotated[str, Field(max_length=256)], _FastTransferSpec]]
 
 
@@ -187,9 +192,6 @@ UPDATABLE_FIELDS: tuple[str, ...] = (
     "serialized_return_value",
     "serialized_exception",
 )
-# Fields fixed after creation or owned by the server. Sending one with its current value is accepted
-# (clients echo whole objects back); sending a different value is a 400 naming the field.
-READ_ONLY_FIELDS: tuple[str, ...] = ("app_id", "parent_ids", "session_id", "transfers")
 # Updatable fields that may be left out but never sent as null (the rest are nullable columns).
 _NULLABLE = ("return_code", "batch_job_id")
 _NOT_NULL = tuple(name for name in UPDATABLE_FIELDS if name not in _NULLABLE)
@@ -200,7 +202,9 @@ class JobUpdate(InputModel):
 
     `state_timestamp` and `state_data` are not stored on the job: they become the event's timestamp and
     data. A null `state_timestamp` means "now" and a null `state_data` means `{}` (spec §14.3).
-    `last_update` is always set by the server; a value sent for it is ignored.
+    Read-only fields (`id` of a PUT body, `app_id`, `parent_ids`, `transfers`, `session_id`, `last_update`) are
+    not declared, so whatever value a client sends for them is ignored, as upstream does (§5.4, §14.12):
+    clients echo whole objects back.
     """
 
     workdir: Workdir | None = None
@@ -223,11 +227,6 @@ class JobUpdate(InputModel):
     serialized_exception: Serialized | None = None
     state_timestamp: NaiveUTC | None = None
     state_data: JsonDict | None = None
-    # Read-only: checked against the stored values (see READ_ONLY_FIELDS).
-    app_id: Id | None = None
-    parent_ids: list[Id] | None = None
-    session_id: Id | None = None
-    transfers: dict[str, Any] | None = None
 
     _not_null = not_null(*_NOT_NULL)
 
@@ -235,7 +234,7 @@ class JobUpdate(InputModel):
 class JobPatchItem(JobUpdate):
     """One item of `PATCH /jobs/`: the job id plus its own JobUpdate keys."""
 
-    id: JobId
+    id: PosInt64
 
 
 class JobOut(OutputModel):
@@ -247,7 +246,7 @@ class JobOut(OutputModel):
     tags: dict[str, str]
     parent_ids: list[int]
     state: str
-    last_update: NaiveUTC
+    last_update: Annotated[datetime, Field(description="UTC with a +00:00 offset, as upstream (spec §14.11)")]
     session_id: int | None
     batch_job_id: int | None
     serialized_parameters: str

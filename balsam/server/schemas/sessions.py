@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from balsam.server.schemas.common import Id, InputModel, Int32, NaiveUTC, OutputModel, StrDict
+from balsam.server.schemas.common import PYDANTIC1_INT, Id, InputModel, Int32, NaiveUTC, OutputModel, StrDict
 from balsam.server.schemas.jobs import JobState
 
 MAX_JOBS_PER_ACQUIRE = 2048
@@ -36,7 +36,7 @@ class SessionOut(OutputModel):
 class SessionAcquire(InputModel):
     """`POST /sessions/{id}`. A `max_wall_time_min` or `max_nodes_per_job` of null or 0 means no limit."""
 
-    max_num_jobs: Annotated[int, Field(ge=1, le=MAX_JOBS_PER_ACQUIRE)]
+    max_num_jobs: Annotated[int, Field(ge=1, le=MAX_JOBS_PER_ACQUIRE), PYDANTIC1_INT]
     filter_tags: StrDict
     states: list[JobState] = Field(default_factory=lambda: list(DEFAULT_ACQUIRE_STATES), max_length=64)
     app_ids: list[Id] = Field(default_factory=list, max_length=100_000)

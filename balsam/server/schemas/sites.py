@@ -8,7 +8,17 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from balsam.server.schemas.common import InputModel, Int32, NaiveUTC, NonNegInt32, OutputModel, Str, StrDict, not_null
+from balsam.server.schemas.common import (
+    InputModel,
+    Int32,
+    NaiveUTC,
+    NonNegInt32,
+    NonNegInt64,
+    OutputModel,
+    Str,
+    StrDict,
+    not_null,
+)
 
 BatchJobStateName = Literal["pending_submission", "queued", "running", "finished", "submit_failed", "pending_deletion"]
 
@@ -36,7 +46,7 @@ class BackfillWindow(InputModel):
 
 
 class QueuedJob(InputModel):
-    scheduler_id: Annotated[int, Field(ge=0, le=2**63 - 1)]
+    scheduler_id: NonNegInt64
     state: BatchJobStateName
     queue: Str
     num_nodes: NonNegInt32

@@ -6,7 +6,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from balsam.server.schemas.common import InputModel, JsonDict, OutputModel, Str, empty_dict_if_null, not_null
+from balsam.server.schemas.common import (
+    InputModel,
+    JsonDict,
+    OutputModel,
+    PosInt64,
+    Str,
+    empty_dict_if_null,
+    not_null,
+)
 
 TransferState = Literal["awaiting_job", "pending", "active", "inactive", "done", "error"]
 TransferDirection = Literal["in", "out"]
@@ -23,7 +31,7 @@ class TransferItemUpdate(InputModel):
 
 
 class TransferItemPatch(TransferItemUpdate):
-    id: Annotated[int, Field(ge=1, le=2**63 - 1)]
+    id: PosInt64
 
 
 class TransferItemOut(OutputModel):

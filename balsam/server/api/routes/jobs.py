@@ -222,16 +222,33 @@ def update_job(
     return updated
 
 
+KEPT_HEADER = "X-Balsam-Jobs-Kept"
+KEPT_REASON_HEADER = "X-Balsam-Jobs-Kept-Reason"
+
+
+def _deleted_response(result: jobs.DeleteResult) -> Response:
+    """204 as upstream answers (spec §14.13); jobs the delete had to keep are named in headers, because the
+    published client retries any 4xx for minutes instead of showing it."""
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    if result.kept:
+        response.headers[KEPT_HEADER] = str(result.kept)
+        response.headers[KEPT_REASON_HEADER] = (
+            "held by a session (a launcher is running the job) or locked by another request; delete again once released"
+        )
+    return response
+
+
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 def delete_job(job_id: Id, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> Response:
-    events = run_write(db, lambda: jobs.delete_one(db, user.id, job_id))
-    publisher.publish(user.id, "bulk-delete", "job", {"ids": [job_id]})
-    publish_events(publisher, user.id, events)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    result = run_write(db, lambda: jobs.delete_one(db, user.id, job_id))
+    if result.deleted:
+        publisher.publish(user.id, "bulk-delete", "job", {"ids": result.deleted})
+    publish_events(publisher, user.id, result.events)
+    return _deleted_response(result)
 
 
 @router.delete("/", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 def delete_jobs(user: CurrentUser, db: DbDep, publisher: PublisherDep, filters: Filters) -> Response:
-    _deleted, events = run_write(db, lambda: jobs.delete_by_query(db, user.id, filters))
-    publish_events(publisher, user.id, events)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    result = run_write(db, lambda: jobs.delete_by_query(db, user.id, filters))
+    publish_events(publisher, user.id, result.events)
+    return _deleted_response(result)
