@@ -46,7 +46,8 @@ def server(database_url: str, redis_params: dict[str, str], tmp_path: Path) -> I
 # Runs inside the client virtualenv. Each step asserts its outcome; the collected facts go to stdout as JSON
 # on the last line, and the test checks them again.
 DRIVER = r'''
-import json, os, pathlib, sys
+import json, os, pathlib, sys, time
+from datetime import datetime, timedelta, timezone
 
 from balsam.config import ClientSettings
 
@@ -173,6 +174,69 @@ history = [e.to_state for e in EventLog.objects.filter(job_id=parents[0].id).ord
 assert history[0] == "STAGED_IN" and history[-1] == "JOB_FINISHED", history
 facts["events"] = EventLog.objects.filter(job_id=[j.id for j in parents]).count()
 
+# --- user flows that must not meet a 4xx: the client would retry one with back-off for ~34 minutes
+# (spec §11, §14.10-14.13). Each call must come back within seconds with the right result.
+def quick(label, call, limit=5.0):
+    start = time.monotonic()
+    result = call()
+    elapsed = time.monotonic() - start
+    assert elapsed < limit, f"{label} took {elapsed:.1f} s: a retried error?"
+    facts.setdefault("seconds", {})[label] = round(elapsed, 2)
+    return result
+
+def recent(when):
+    """An aware job last_update, close to now (comparing a naive one with an aware now raises TypeError)."""
+    now = datetime.now(timezone.utc)
+    return now - timedelta(minutes=10) < when <= now + timedelta(seconds=5)
+
+flow = Job.objects.bulk_create(
+    [Hello.submit(workdir=f"flow/{name}", who=name, tags={"flow": name.rstrip("0123456789")}, save=False)
+     for name in ("failed0", "failed1", "pre0", "pre1", "skipped", "held")]
+)
+by_name = {j.workdir.name: j for j in flow}
+for name in ("failed0", "failed1"):  # straight from STAGED_IN: any state may follow any other
+    by_name[name].state = "FAILED"
+quick("bulk_update to FAILED", lambda: Job.objects.bulk_update([by_name["failed0"], by_name["failed1"]]))
+assert quick("update to PREPROCESSED", lambda: Job.objects.filter(tags={"flow": "pre"}).update(state="PREPROCESSED")) == 2
+for tag, state in (("failed", "FAILED"), ("pre", "PREPROCESSED")):
+    n = quick(f"update {state} -> RESTART_READY", lambda: Job.objects.filter(tags={"flow": tag}, state=state).update(state="RESTART_READY"))
+    assert n == 2, (state, n)
+    assert {j.state for j in Job.objects.filter(tags={"flow": tag})} == {"RESTART_READY"}
+facts["restarted"] = Job.objects.filter(state="RESTART_READY", workdir__contains="flow/").count()
+
+# Skip a job by marking it finished: its children are released.
+skipped = by_name["skipped"]
+kids = Job.objects.bulk_create([Hello.submit(workdir=f"flow/kid{i}", who="k", parent_ids={skipped.id}, save=False) for i in range(2)])
+assert {k.state for k in kids} == {"AWAITING_PARENTS"}
+skipped.state = "JOB_FINISHED"
+quick("skip with job.state = JOB_FINISHED", skipped.save)
+skipped.refresh_from_db()
+assert skipped.state == "JOB_FINISHED" and recent(skipped.last_update)
+assert {j.state for j in Job.objects.filter(id=[k.id for k in kids])} == {"STAGED_IN"}
+assert [e.from_state for e in EventLog.objects.filter(job_id=skipped.id, to_state="JOB_FINISHED")] == ["STAGED_IN"]
+
+# Delete a job a session holds: the server answers 204 and keeps the job (as upstream); the client, which
+# cannot tell, forgets the id of its local copy.
+held = by_name["held"]
+held.state = "PREPROCESSED"
+held.save()
+holder = Session.objects.create(site_id=site.id)
+(acquired_held,) = holder.acquire_jobs(max_num_jobs=5, filter_tags={"flow": "held"})
+assert acquired_held.id == held.id and recent(acquired_held.last_update)  # from the acquire reply
+quick("delete a session-held job", acquired_held.delete)
+assert acquired_held.id is None
+assert Job.objects.get(id=held.id).state == "PREPROCESSED"
+other = Session.objects.create(site_id=site.id)
+assert other.acquire_jobs(max_num_jobs=5, filter_tags={"flow": "held"}) == []  # still held by the first session
+holder.delete()
+assert [j.id for j in other.acquire_jobs(max_num_jobs=5, filter_tags={"flow": "held"})] == [held.id]
+other.delete()
+facts["held_kept"] = True
+
+# last_update in list replies is aware, so user code can compare it with an aware now.
+assert all(recent(j.last_update) for j in Job.objects.filter(workdir__contains="flow/"))
+facts["flows"] = len(facts["seconds"])
+
 # --- delete
 Job.objects.filter(workdir__contains="single").delete()
 assert Job.objects.filter(id=[single.id]).count() == 0
@@ -221,6 +285,9 @@ def test_published_client_end_to_end(client_venv: Path, server: Gunicorn, tmp_pa
     assert facts["preprocessed"] == 6
     assert facts["acquired"] == 5  # 4 in MPI mode (lowest ids), then the one odd job left
     assert facts["events"] >= 6
+    assert facts["restarted"] == 4
+    assert facts["held_kept"] is True
+    assert facts["flows"] == 6, facts["seconds"]
     # The server saw the client's session come and go.
     with httpx.Client(base_url=server.base_url, timeout=10) as http:
         token = http.post("/auth/password/login", data={"username": USERNAME, "password": PASSWORD}).json()
