@@ -68,7 +68,8 @@ def test_app_validation(make_user: Callable[[str], TestClient]) -> None:
     too_big = "x" * (262_144 + 1)
     assert alice.post("/apps/", json=_app_body(site_id, name="c", serialized_class=too_big)).status_code == 422
     assert alice.post("/apps/", json=_app_body(site_id, name="d", source_code="a\u0000b")).status_code == 422
-    assert alice.post("/apps/", json=_app_body(2**40)).status_code == 422
+    assert alice.post("/apps/", json=_app_body(2**40)).status_code == 404  # no such site (spec §2)
+    assert alice.post("/apps/", json=_app_body(2**70)).status_code == 422  # not even a bigint
 
 
 def test_app_duplicates_and_moves(make_user: Callable[[str], TestClient]) -> None:

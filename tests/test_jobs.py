@@ -82,9 +82,6 @@ def test_malformed_bodies_get_4xx(make_user: Callable[[str], TestClient]) -> Non
         [job_spec(app_id, "w\u0000")],
         [job_spec(app_id, "w", tags={"k": "v\u0000"})],
         [job_spec(app_id, "w", tags={"k": {"nested": 1}})],
-        [job_spec(app_id, "w", num_nodes=0)],
-        [job_spec(app_id, "w", node_packing_count=0)],
-        [job_spec(app_id, "w", wall_time_min=-1)],
         [job_spec(app_id, "w", return_code=2**40)],
         [job_spec(app_id, "w", num_nodes="many")],
         [job_spec(app_id, "w", serialized_parameters="x" * 512001)],
@@ -99,7 +96,6 @@ def test_malformed_bodies_get_4xx(make_user: Callable[[str], TestClient]) -> Non
     assert alice.post("/jobs/", content=b"").status_code == 422
     for item in [
         {"id": job["id"], "state": "NOPE"},
-        {"id": job["id"], "num_nodes": 0},
         {"id": job["id"], "return_code": 2**31},
         {"id": job["id"], "workdir": None},
         {"id": job["id"], "data": "str"},
@@ -108,7 +104,7 @@ def test_malformed_bodies_get_4xx(make_user: Callable[[str], TestClient]) -> Non
     ]:
         assert alice.patch("/jobs/", json=[item]).status_code == 422, item
     assert alice.patch("/jobs/", json={"id": job["id"]}).status_code == 422
-    assert alice.put(f"/jobs/{job['id']}", json={"num_nodes": -3}).status_code == 422
+    assert alice.put(f"/jobs/{job['id']}", json={"num_nodes": 2**31}).status_code == 422
     assert alice.put(f"/jobs/{job['id']}", json=[1, 2]).status_code == 422
     assert alice.get("/jobs/", params={"state": "BOGUS"}).status_code == 422
     assert alice.get("/jobs/", params={"app_id": "x"}).status_code == 422
@@ -240,3 +236,52 @@ def test_job_last_update_is_aware_utc_and_create_reply_matches_reads(
     assert all(j["last_update"].endswith("+00:00") for j in acquired.json())
     (event, *_rest) = alice.get("/events/").json()["results"]
     assert "+" not in event["timestamp"]
+
+
+def test_sizes_upstream_accepts_are_stored_and_do_not_break_acquire(
+    make_user: Callable[[str], TestClient], engine: Engine
+) -> None:
+    """Upstream stores any integer job size (spec §12.8) and answers 201/200, so this server does too (§14.13);
+    the MPI acquire's footprint arithmetic copes with zero and negative values instead."""
+    alice = make_user("alice")
+    site_id, app_id = make_site_app(alice)
+    odd = [
+        job_spec(app_id, "zero-nodes", num_nodes=0),
+        job_spec(app_id, "zero-packing", node_packing_count=0),
+        job_spec(app_id, "negative", num_nodes=-3, wall_time_min=-5, ranks_per_node=0, gpus_per_rank=-1.5),
+        job_spec(app_id, "plain"),
+    ]
+    created = create_jobs(alice, odd)
+    assert [(j["num_nodes"], j["node_packing_count"], j["wall_time_min"]) for j in created] == [
+        (0, 1, 0),
+        (1, 0, 0),
+        (-3, 1, -5),
+        (1, 1, 0),
+    ]
+    assert patch(alice, [{"id": created[3]["id"], "node_packing_count": -2, "num_nodes": 0}]) == 1
+    assert get_job(alice, created[3]["id"])["node_packing_count"] == -2
+    session = alice.post("/sessions/", json={"site_id": site_id}).json()
+    acquired = alice.post(
+        f"/sessions/{session['id']}",
+        json={"max_num_jobs": 10, "filter_tags": {}, "states": ["STAGED_IN"], "max_aggregate_nodes": 1.0},
+    )
+    assert acquired.status_code == 200, acquired.text
+    assert {j["id"] for j in acquired.json()} <= {j["id"] for j in created} and acquired.json()
+
+
+def test_huge_ids_and_negative_limit_answer_like_upstream(make_user: Callable[[str], TestClient]) -> None:
+    """Spec §14.2: ids beyond bigint in paths and filters give 404 or an empty list; a negative limit gives
+    the count alone (upstream's answer on most list routes) rather than a 4xx."""
+    alice = make_user("alice")
+    _site_id, app_id = make_site_app(alice)
+    create_jobs(alice, [job_spec(app_id, "w")])
+    huge = 99999999999999999999
+    assert alice.get("/jobs/", params={"id": huge}).json() == {"count": 0, "results": []}
+    assert alice.get("/jobs/", params={"app_id": huge}).json() == {"count": 0, "results": []}
+    assert alice.get("/events/", params={"job_id": huge}).json() == {"count": 0, "results": []}
+    assert alice.get("/sessions/", params={"id": huge}).json() == {"count": 0, "results": []}
+    assert alice.get(f"/jobs/{huge}").status_code == 404
+    assert alice.delete(f"/jobs/{huge}").status_code == 404
+    assert alice.get("/jobs/", params={"limit": -1}).json() == {"count": 1, "results": []}
+    assert alice.get("/events/", params={"limit": -5}).json() == {"count": 1, "results": []}
+    assert alice.get("/jobs/", params={"offset": -1}).status_code == 422  # as upstream

@@ -136,8 +136,14 @@ def test_free_transitions_and_ignored_read_only_fields(make_user: Callable[[str]
         assert alice.put(f"/jobs/{a['id']}", json={"state": state}).json() == 1
         assert get_job(alice, a["id"])["state"] == state
     assert [e["to_state"] for e in events_of(alice, a["id"])][-4:] == ["FAILED", "RUNNING", "CREATED", "RESTART_READY"]
-    # A state that is not a JobState is still a 422.
+    # A state that is not a JobState is still a 422; a null state means "no state given", as upstream.
     assert alice.put(f"/jobs/{a['id']}", json={"state": "DANCING"}).status_code == 422
+    events_before = len(events_of(alice, a["id"]))
+    assert patch(alice, [{"id": a["id"], "state": None, "tags": {"n": "1"}}]) == 1
+    assert alice.put(f"/jobs/{a['id']}", json={"state": None}).json() == 1
+    after_null = get_job(alice, a["id"])
+    assert after_null["state"] == "RESTART_READY" and after_null["tags"] == {"n": "1"}
+    assert len(events_of(alice, a["id"])) == events_before
     # Read-only fields: ignored whatever value is sent; the other keys of the item still land.
     before = get_job(alice, c["id"])
     ignored = {
@@ -167,7 +173,17 @@ def test_free_transitions_and_ignored_read_only_fields(make_user: Callable[[str]
     assert alice.put("/jobs/999999", json={"workdir": "x"}).status_code == 400
     assert alice.patch("/jobs/", json=[{"id": i} for i in range(1, 5002)]).status_code == 400
     assert alice.patch("/jobs/", json=[]).json() == 0
-    assert alice.put(f"/jobs/{b['id']}", json={"batch_job_id": 424242}).status_code == 400
+    assert alice.put(f"/jobs/{b['id']}", json={"batch_job_id": 424242}).status_code == 400  # no such batch job
+    # Another user's batch job is stored, as upstream does (spec §14.13): every list stays owner-scoped.
+    bob = make_user("bob")
+    bob_site, _bob_app = make_site_app(bob)
+    bob_bj = bob.post(
+        "/batch-jobs/",
+        json={"site_id": bob_site, "project": "p", "queue": "q", "num_nodes": 1, "wall_time_min": 5, "job_mode": "mpi"},
+    ).json()
+    assert alice.put(f"/jobs/{b['id']}", json={"batch_job_id": bob_bj["id"]}).json() == 1
+    assert get_job(alice, b["id"])["batch_job_id"] == bob_bj["id"]
+    assert bob.get("/jobs/", params={"batch_job_id": bob_bj["id"]}).json()["count"] == 0
 
 
 def test_put_by_query_heterogeneous_current_states(make_user: Callable[[str], TestClient]) -> None:

@@ -57,7 +57,7 @@ def test_job_bodies_truncate_floats_and_take_numeric_strings(make_user: Callable
     assert alice.put(f"/jobs/{job['id']}", json={"threads_per_rank": 2.5}).json() == 1
     assert get_job(alice, job["id"])["threads_per_rank"] == 2
     # Truncation cannot bring an invalid value into range.
-    assert alice.post("/jobs/", json=[job_spec(app_id, "z", num_nodes=0.9)]).status_code == 422
+    assert alice.post("/jobs/", json=[job_spec(app_id, "z", num_nodes=2.0**31 + 0.5)]).status_code == 422
     assert alice.put(f"/jobs/{job['id']}", json={"return_code": 2.0**40}).status_code == 422
 
 

@@ -66,10 +66,12 @@ CurrentUser = Annotated[TokenUser, Depends(get_current_user)]
 
 
 def get_paging(
-    limit: Annotated[int, Query(ge=0, le=MAX_PAGE_SIZE)] = MAX_PAGE_SIZE,
+    limit: Annotated[int, Query(ge=-INT64_MAX, le=MAX_PAGE_SIZE)] = MAX_PAGE_SIZE,
     offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
 ) -> Paging:
-    return Paging(limit=limit, offset=offset)
+    # A negative limit is read as 0 (the count alone), which is what upstream answers on most list routes;
+    # a 422 would be a 4xx where upstream gives 200 (spec §14.13).
+    return Paging(limit=max(limit, 0), offset=offset)
 
 
 PagingDep = Annotated[Paging, Depends(get_paging)]

@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -150,9 +149,8 @@ class Session(Base):
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
-        CheckConstraint("num_nodes >= 1", name="num_nodes_positive"),
-        CheckConstraint("node_packing_count >= 1", name="node_packing_count_positive"),
-        CheckConstraint("wall_time_min >= 0", name="wall_time_min_nonnegative"),
+        # No checks on the sizes: upstream stores any integer there (migration 0002); acquire guards its
+        # footprint arithmetic instead.
         Index("ix_jobs_tags", "tags", postgresql_using="gin", postgresql_ops={"tags": "jsonb_path_ops"}),
         Index("ix_jobs_parent_ids", "parent_ids", postgresql_using="gin"),
         # Acquire scans unlocked jobs of a few apps in a few states.

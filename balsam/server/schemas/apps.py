@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from balsam.server.schemas.common import InputModel, NonNegInt32, OutputModel, Str, not_null
+from balsam.server.schemas.common import Id, InputModel, OutputModel, Str, not_null
 
 MAX_SERIALIZED_CLASS = 262_144
 
@@ -63,14 +63,14 @@ class _AppFields(InputModel):
 
 
 class AppCreate(_AppFields):
-    site_id: NonNegInt32
+    site_id: Id
     name: AppName
     serialized_class: Annotated[Str, Field(max_length=MAX_SERIALIZED_CLASS)]
     source_code: Str
 
 
 class AppUpdate(_AppFields):
-    site_id: NonNegInt32 | None = None
+    site_id: Id | None = None
     name: AppName | None = None
     serialized_class: Annotated[Str, Field(max_length=MAX_SERIALIZED_CLASS)] | None = None
     source_code: Str | None = None

@@ -9,11 +9,10 @@ from pydantic import Field
 from balsam.server.schemas.common import (
     Id,
     InputModel,
+    Int32,
     NaiveUTC,
-    NonNegInt32,
     NonNegInt64,
     OutputModel,
-    PosInt32,
     Str,
     StrDict,
     empty_dict_if_null,
@@ -26,7 +25,7 @@ JobMode = Literal["serial", "mpi"]
 
 class BatchJobPartition(InputModel):
     job_mode: JobMode
-    num_nodes: PosInt32
+    num_nodes: Int32
     filter_tags: StrDict = Field(default_factory=dict)
 
 
@@ -34,8 +33,8 @@ class BatchJobCreate(InputModel):
     site_id: Id
     project: Annotated[Str, Field(max_length=1024)]
     queue: Annotated[Str, Field(max_length=1024)]
-    num_nodes: PosInt32
-    wall_time_min: NonNegInt32
+    num_nodes: Int32
+    wall_time_min: Int32
     job_mode: JobMode
     optional_params: StrDict = Field(default_factory=dict)
     filter_tags: StrDict = Field(default_factory=dict)
@@ -55,7 +54,7 @@ class BatchJobUpdate(InputModel):
 
 
 class BatchJobPatch(BatchJobUpdate):
-    id: PosInt32
+    id: Id
 
 
 class BatchJobOut(OutputModel):

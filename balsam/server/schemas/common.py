@@ -80,15 +80,21 @@ PYDANTIC1_INT = BeforeValidator(_pydantic1_int)
 
 # The integer ranges of the columns, validated by pydantic-core alone (the all-Rust fast path of job creation).
 CoreInt32 = Annotated[int, Field(ge=-(2**31), le=INT32_MAX)]
-CorePosInt32 = Annotated[int, Field(ge=1, le=INT32_MAX)]
-CoreNonNegInt32 = Annotated[int, Field(ge=0, le=INT32_MAX)]
 CoreId = Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]
 # The same ranges as request bodies read them (PYDANTIC1_INT); values still out of range get 422 (§14.2).
 Int32 = Annotated[CoreInt32, PYDANTIC1_INT]
-PosInt32 = Annotated[CorePosInt32, PYDANTIC1_INT]
-NonNegInt32 = Annotated[CoreNonNegInt32, PYDANTIC1_INT]
 Id = Annotated[CoreId, PYDANTIC1_INT]
 PosInt64 = Annotated[int, Field(ge=1, le=INT64_MAX), PYDANTIC1_INT]
+NO_ROW_ID = -1  # no row has it: ids count from 1 and scheduler ids are >= 0
+
+
+def _beyond_bigint_matches_nothing(value: int) -> int:
+    return value if -INT64_MAX <= value <= INT64_MAX else NO_ROW_ID
+
+
+# An id in a path or a query filter. One beyond bigint can name no row, so it is read as NO_ROW_ID: the
+# lookup answers 404 or an empty list, as upstream does (spec §14.2), instead of failing in SQL or with 422.
+LookupId = Annotated[int, AfterValidator(_beyond_bigint_matches_nothing)]
 NonNegInt64 = Annotated[int, Field(ge=0, le=INT64_MAX), PYDANTIC1_INT]
 StrDict = Annotated[dict[Str, Str], BeforeValidator(_coerce_str_values)]
 JsonDict = Annotated[dict[str, Any], AfterValidator(check_json_no_nul)]

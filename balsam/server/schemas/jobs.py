@@ -13,22 +13,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, NotRequired
 
-from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, field_validator, model_validator
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from balsam.server.schemas.common import (
     CoreId,
     CoreInt32,
-    CoreNonNegInt32,
-    CorePosInt32,
     Id,
     InputModel,
     Int32,
     JsonDict,
     NaiveUTC,
-    NonNegInt32,
     OutputModel,
-    PosInt32,
     PosInt64,
     Str,
     StrDict,
@@ -80,7 +76,7 @@ def _finite(value: float) -> float:
 
 Workdir = Annotated[Str, Field(max_length=4096), AfterValidator(_relative)]
 Serialized = Annotated[Str, Field(max_length=MAX_SERIALIZED)]
-GpusPerRank = Annotated[float, Field(ge=0, le=1e9), AfterValidator(_finite)]
+GpusPerRank = Annotated[float, AfterValidator(_finite)]
 
 
 class TransferSpec(InputModel):
@@ -97,13 +93,13 @@ class JobCreate(InputModel):
     serialized_parameters: Serialized = ""
     data: JsonDict = Field(default_factory=dict)
     return_code: Int32 | None = None
-    num_nodes: PosInt32 = 1
-    ranks_per_node: PosInt32 = 1
-    threads_per_rank: PosInt32 = 1
-    threads_per_core: PosInt32 = 1
+    num_nodes: Int32 = 1
+    ranks_per_node: Int32 = 1
+    threads_per_rank: Int32 = 1
+    threads_per_core: Int32 = 1
     gpus_per_rank: GpusPerRank = 0.0
-    node_packing_count: PosInt32 = 1
-    wall_time_min: NonNegInt32 = 0
+    node_packing_count: Int32 = 1
+    wall_time_min: Int32 = 0
     launch_params: StrDict = Field(default_factory=dict)
     parent_ids: list[Id] = Field(default_factory=list, max_length=100_000)
     transfers: dict[Annotated[Str, Field(max_length=256)], TransferSpec] = Field(default_factory=dict)
@@ -133,13 +129,13 @@ class JobCreateDict(TypedDict):
     serialized_parameters: NotRequired[Annotated[str, Field(max_length=MAX_SERIALIZED)]]
     data: NotRequired[dict[str, Any]]
     return_code: NotRequired[CoreInt32 | None]
-    num_nodes: NotRequired[CorePosInt32]
-    ranks_per_node: NotRequired[CorePosInt32]
-    threads_per_rank: NotRequired[CorePosInt32]
-    threads_per_core: NotRequired[CorePosInt32]
-    gpus_per_rank: NotRequired[Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]]
-    node_packing_count: NotRequired[CorePosInt32]
-    wall_time_min: NotRequired[CoreNonNegInt32]
+    num_nodes: NotRequired[CoreInt32]
+    ranks_per_node: NotRequired[CoreInt32]
+    threads_per_rank: NotRequired[CoreInt32]
+    threads_per_core: NotRequired[CoreInt32]
+    gpus_per_rank: NotRequired[Annotated[float, Field(allow_inf_nan=False)]]
+    node_packing_count: NotRequired[CoreInt32]
+    wall_time_min: NotRequired[CoreInt32]
     launch_params: NotRequired[dict[str, str]]
     parent_ids: NotRequired[Annotated[list[CoreId], Field(max_length=100_000)]]
     transfers: NotRequired[dict[Annotated[str, Field(max_length=256)], _FastTransferSpec]]
@@ -212,14 +208,14 @@ class JobUpdate(InputModel):
     serialized_parameters: Serialized | None = None
     data: JsonDict | None = None
     return_code: Int32 | None = None
-    num_nodes: PosInt32 | None = None
-    ranks_per_node: PosInt32 | None = None
-    threads_per_rank: PosInt32 | None = None
-    threads_per_core: PosInt32 | None = None
+    num_nodes: Int32 | None = None
+    ranks_per_node: Int32 | None = None
+    threads_per_rank: Int32 | None = None
+    threads_per_core: Int32 | None = None
     launch_params: StrDict | None = None
     gpus_per_rank: GpusPerRank | None = None
-    node_packing_count: PosInt32 | None = None
-    wall_time_min: NonNegInt32 | None = None
+    node_packing_count: Int32 | None = None
+    wall_time_min: Int32 | None = None
     batch_job_id: Id | None = None
     state: JobState | None = None
     pending_file_cleanup: bool | None = None
@@ -229,6 +225,14 @@ class JobUpdate(InputModel):
     state_data: JsonDict | None = None
 
     _not_null = not_null(*_NOT_NULL)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_state_is_absent(cls, data: Any) -> Any:
+        # Upstream reads `"state": null` as "no state given" and applies the rest of the item (200).
+        if isinstance(data, dict) and "state" in data and data["state"] is None:
+            data = {key: value for key, value in data.items() if key != "state"}
+        return data
 
 
 class JobPatchItem(JobUpdate):

@@ -12,7 +12,6 @@ from balsam.server.schemas.common import (
     InputModel,
     Int32,
     NaiveUTC,
-    NonNegInt32,
     NonNegInt64,
     OutputModel,
     Str,
@@ -41,25 +40,25 @@ TransferURL = Annotated[Str, Field(max_length=4096), AfterValidator(_transfer_ur
 
 
 class BackfillWindow(InputModel):
-    num_nodes: NonNegInt32
-    wall_time_min: NonNegInt32
+    num_nodes: Int32
+    wall_time_min: Int32
 
 
 class QueuedJob(InputModel):
     scheduler_id: NonNegInt64
     state: BatchJobStateName
     queue: Str
-    num_nodes: NonNegInt32
-    wall_time_min: NonNegInt32
+    num_nodes: Int32
+    wall_time_min: Int32
     project: Str
     time_remaining_min: Int32
     queued_time_min: Int32
 
 
 class AllowedQueue(InputModel):
-    max_nodes: NonNegInt32
-    max_walltime: NonNegInt32
-    max_queued_jobs: NonNegInt32
+    max_nodes: Int32
+    max_walltime: Int32
+    max_queued_jobs: Int32
 
 
 class _SiteFields(InputModel):

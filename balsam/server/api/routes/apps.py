@@ -11,7 +11,7 @@ from balsam.server.crud import apps
 from balsam.server.crud.transactions import run_write
 from balsam.server.pubsub import publish_events
 from balsam.server.schemas.apps import AppCreate, AppOut, AppUpdate
-from balsam.server.schemas.common import Id, Page
+from balsam.server.schemas.common import LookupId, Page
 
 router = APIRouter(prefix="/apps", tags=["apps"])
 
@@ -21,8 +21,8 @@ def list_apps(
     user: CurrentUser,
     db: DbDep,
     paging: PagingDep,
-    site_id: Annotated[list[Id] | None, Query()] = None,
-    id: Annotated[list[Id] | None, Query()] = None,
+    site_id: Annotated[list[LookupId] | None, Query()] = None,
+    id: Annotated[list[LookupId] | None, Query()] = None,
     name: str | None = None,
     site_path: str | None = None,
     site_name: str | None = None,
@@ -33,7 +33,7 @@ def list_apps(
 
 
 @router.get("/{app_id}", response_model=AppOut)
-def get_app(app_id: Id, user: CurrentUser, db: DbDep) -> AppOut:
+def get_app(app_id: LookupId, user: CurrentUser, db: DbDep) -> AppOut:
     return AppOut.model_validate(apps.get_owned(db, user.id, app_id))
 
 
@@ -46,7 +46,7 @@ def create_app(body: AppCreate, user: CurrentUser, db: DbDep, publisher: Publish
 
 
 @router.put("/{app_id}", response_model=AppOut)
-def update_app(app_id: Id, body: AppUpdate, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> AppOut:
+def update_app(app_id: LookupId, body: AppUpdate, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> AppOut:
     with db.begin():
         app, changes = apps.update_fields(db, user.id, app_id, body)
         out = AppOut.model_validate(app)
@@ -55,7 +55,7 @@ def update_app(app_id: Id, body: AppUpdate, user: CurrentUser, db: DbDep, publis
 
 
 @router.delete("/{app_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-def delete_app(app_id: Id, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> Response:
+def delete_app(app_id: LookupId, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> Response:
     released = run_write(db, lambda: apps.delete_owned(db, user.id, app_id))
     publisher.publish(user.id, "delete", "app", {"id": app_id})
     publish_events(publisher, user.id, released)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from balsam.server.api.deps import CurrentUser, DbDep, PagingDep, PublisherDep
 from balsam.server.crud import batch_jobs
 from balsam.server.schemas.batch_jobs import BatchJobCreate, BatchJobOut, BatchJobPatch, BatchJobUpdate
-from balsam.server.schemas.common import Id, NaiveUTC, Page, parse_kv_filters
+from balsam.server.schemas.common import LookupId, NaiveUTC, Page, parse_kv_filters
 
 router = APIRouter(prefix="/batch-jobs", tags=["batch-jobs"])
 
@@ -19,10 +19,10 @@ def list_batch_jobs(
     user: CurrentUser,
     db: DbDep,
     paging: PagingDep,
-    id: Annotated[list[Id] | None, Query()] = None,
-    site_id: Annotated[list[Id] | None, Query()] = None,
+    id: Annotated[list[LookupId] | None, Query()] = None,
+    site_id: Annotated[list[LookupId] | None, Query()] = None,
     state: Annotated[list[str] | None, Query()] = None,
-    scheduler_id: Id | None = None,
+    scheduler_id: LookupId | None = None,
     queue: str | None = None,
     start_time_before: NaiveUTC | None = None,
     start_time_after: NaiveUTC | None = None,
@@ -49,7 +49,7 @@ def list_batch_jobs(
 
 
 @router.get("/{batch_job_id}", response_model=BatchJobOut)
-def get_batch_job(batch_job_id: Id, user: CurrentUser, db: DbDep) -> BatchJobOut:
+def get_batch_job(batch_job_id: LookupId, user: CurrentUser, db: DbDep) -> BatchJobOut:
     out = BatchJobOut.model_validate(batch_jobs.get_owned(db, user.id, batch_job_id))
     db.rollback()
     return out
@@ -65,7 +65,7 @@ def create_batch_job(body: BatchJobCreate, user: CurrentUser, db: DbDep, publish
 
 @router.put("/{batch_job_id}", response_model=BatchJobOut)
 def update_batch_job(
-    batch_job_id: Id, body: BatchJobUpdate, user: CurrentUser, db: DbDep, publisher: PublisherDep
+    batch_job_id: LookupId, body: BatchJobUpdate, user: CurrentUser, db: DbDep, publisher: PublisherDep
 ) -> BatchJobOut:
     with db.begin():
         rows = batch_jobs.update_many(db, user.id, [(batch_job_id, body)], single=True)
@@ -86,7 +86,7 @@ def bulk_update_batch_jobs(
 
 
 @router.delete("/{batch_job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-def delete_batch_job(batch_job_id: Id, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> Response:
+def delete_batch_job(batch_job_id: LookupId, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> Response:
     with db.begin():
         batch_jobs.delete_owned(db, user.id, batch_job_id)
     publisher.publish(user.id, "delete", "batch_job", {"id": batch_job_id})

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from balsam.server.api.deps import CurrentUser, DbDep, PagingDep
 from balsam.server.crud import events
-from balsam.server.schemas.common import Id, NaiveUTC, Page, parse_kv_filters
+from balsam.server.schemas.common import LookupId, NaiveUTC, Page, parse_kv_filters
 from balsam.server.schemas.events import LogEventOut
 
 router = APIRouter(prefix="/events", tags=["events"])
@@ -19,10 +19,10 @@ def list_events(
     user: CurrentUser,
     db: DbDep,
     paging: PagingDep,
-    id: Annotated[list[Id] | None, Query()] = None,
-    job_id: Annotated[list[Id] | None, Query()] = None,
-    batch_job_id: Id | None = None,
-    scheduler_id: Id | None = None,
+    id: Annotated[list[LookupId] | None, Query()] = None,
+    job_id: Annotated[list[LookupId] | None, Query()] = None,
+    batch_job_id: LookupId | None = None,
+    scheduler_id: LookupId | None = None,
     tags: Annotated[list[str] | None, Query()] = None,
     data: Annotated[list[str] | None, Query()] = None,
     timestamp_before: NaiveUTC | None = None,

@@ -20,7 +20,7 @@ from balsam.server.api.deps import CurrentUser, DbDep, PagingDep, PublisherDep
 from balsam.server.crud import jobs
 from balsam.server.crud.transactions import run_write
 from balsam.server.pubsub import publish_events
-from balsam.server.schemas.common import Id, NaiveUTC, Page, parse_kv_filters
+from balsam.server.schemas.common import LookupId, NaiveUTC, Page, parse_kv_filters
 from balsam.server.schemas.jobs import JobCreate, JobOut, JobPatchItem, JobState, JobUpdate, job_create_rows
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -124,11 +124,11 @@ Ordering = Literal["last_update", "-last_update", "id", "-id", "state", "-state"
 
 
 def job_filters(
-    id: Annotated[list[Id] | None, Query()] = None,
-    parent_id: Annotated[list[Id] | None, Query()] = None,
-    app_id: Id | None = None,
-    site_id: Annotated[list[Id] | None, Query()] = None,
-    batch_job_id: Id | None = None,
+    id: Annotated[list[LookupId] | None, Query()] = None,
+    parent_id: Annotated[list[LookupId] | None, Query()] = None,
+    app_id: LookupId | None = None,
+    site_id: Annotated[list[LookupId] | None, Query()] = None,
+    batch_job_id: LookupId | None = None,
     last_update_before: NaiveUTC | None = None,
     last_update_after: NaiveUTC | None = None,
     workdir__contains: str | None = None,
@@ -167,7 +167,7 @@ def list_jobs(
 
 
 @router.get("/{job_id}", responses={200: {"model": JobOut}})
-def get_job(job_id: Id, user: CurrentUser, db: DbDep) -> Response:
+def get_job(job_id: LookupId, user: CurrentUser, db: DbDep) -> Response:
     body = jobs.get_json(db, user.id, job_id)
     db.rollback()
     return Response(body, media_type=_JSON)
@@ -215,7 +215,7 @@ def update_jobs_by_query(
 
 @router.put("/{job_id}", response_model=int)
 def update_job(
-    job_id: Id, body: Annotated[JobUpdate, Body()], user: CurrentUser, db: DbDep, publisher: PublisherDep
+    job_id: LookupId, body: Annotated[JobUpdate, Body()], user: CurrentUser, db: DbDep, publisher: PublisherDep
 ) -> int:
     updated, events = run_write(db, lambda: jobs.apply_updates(db, user.id, [(job_id, body)]))
     publish_events(publisher, user.id, events)
@@ -239,7 +239,7 @@ def _deleted_response(result: jobs.DeleteResult) -> Response:
 
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-def delete_job(job_id: Id, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> Response:
+def delete_job(job_id: LookupId, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> Response:
     result = run_write(db, lambda: jobs.delete_one(db, user.id, job_id))
     if result.deleted:
         publisher.publish(user.id, "bulk-delete", "job", {"ids": result.deleted})

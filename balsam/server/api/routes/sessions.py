@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Response, status
 from balsam.server.api.deps import CurrentUser, DbDep, PublisherDep, SettingsDep
 from balsam.server.api.errors import NotFound
 from balsam.server.crud import sessions
-from balsam.server.schemas.common import Id, Page
+from balsam.server.schemas.common import LookupId, Page
 from balsam.server.schemas.jobs import JobOut
 from balsam.server.schemas.sessions import SessionAcquire, SessionCreate, SessionOut
 from balsam.server.sweeper import publish_expiry
@@ -21,7 +21,9 @@ router = APIRouter(prefix="/sessions", tags=["sessions"])
 
 
 @router.get("/", response_model=Page[SessionOut])
-def list_sessions(user: CurrentUser, db: DbDep, id: Annotated[list[Id] | None, Query()] = None) -> Page[SessionOut]:
+def list_sessions(
+    user: CurrentUser, db: DbDep, id: Annotated[list[LookupId] | None, Query()] = None
+) -> Page[SessionOut]:
     rows = sessions.list_owned(db, user.id, id)
     return Page[SessionOut](count=len(rows), results=[SessionOut.model_validate(r) for r in rows])
 
@@ -38,7 +40,7 @@ def create_session(body: SessionCreate, user: CurrentUser, db: DbDep) -> Session
     responses={200: {"description": "The acquired jobs, with session_id and batch_job_id set"}},
 )
 def acquire_jobs(
-    session_id: Id,
+    session_id: LookupId,
     body: SessionAcquire,
     user: CurrentUser,
     db: DbDep,
@@ -56,7 +58,9 @@ def acquire_jobs(
 
 
 @router.put("/{session_id}", response_model=None)
-def tick_session(session_id: Id, user: CurrentUser, db: DbDep, settings: SettingsDep, publisher: PublisherDep) -> None:
+def tick_session(
+    session_id: LookupId, user: CurrentUser, db: DbDep, settings: SettingsDep, publisher: PublisherDep
+) -> None:
     now = sessions.utcnow()
     with db.begin():
         outcome = sessions.tick(db, user.id, session_id, now, settings.session_expiry_seconds)
@@ -67,7 +71,7 @@ def tick_session(session_id: Id, user: CurrentUser, db: DbDep, settings: Setting
 
 
 @router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-def delete_session(session_id: Id, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> Response:
+def delete_session(session_id: LookupId, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> Response:
     with db.begin():
         result = sessions.delete_owned(db, user.id, session_id, sessions.utcnow())
     publish_expiry(publisher, result)

@@ -10,7 +10,7 @@ from balsam.server.api.deps import CurrentUser, DbDep, PagingDep, PublisherDep
 from balsam.server.crud import sites
 from balsam.server.crud.transactions import run_write
 from balsam.server.pubsub import publish_events
-from balsam.server.schemas.common import Id, NaiveUTC, Page
+from balsam.server.schemas.common import LookupId, NaiveUTC, Page
 from balsam.server.schemas.sites import SiteCreate, SiteOut, SiteUpdate
 
 router = APIRouter(prefix="/sites", tags=["sites"])
@@ -23,7 +23,7 @@ def list_sites(
     paging: PagingDep,
     name: str | None = None,
     path: str | None = None,
-    id: Annotated[list[Id] | None, Query()] = None,
+    id: Annotated[list[LookupId] | None, Query()] = None,
     last_refresh_after: NaiveUTC | None = None,
 ) -> Page[SiteOut]:
     query = sites.filtered(user.id, name=name, path=path, ids=id, last_refresh_after=last_refresh_after)
@@ -32,7 +32,7 @@ def list_sites(
 
 
 @router.get("/{site_id}", response_model=SiteOut)
-def get_site(site_id: Id, user: CurrentUser, db: DbDep) -> SiteOut:
+def get_site(site_id: LookupId, user: CurrentUser, db: DbDep) -> SiteOut:
     return SiteOut.model_validate(sites.get_owned(db, user.id, site_id))
 
 
@@ -45,7 +45,7 @@ def create_site(body: SiteCreate, user: CurrentUser, db: DbDep, publisher: Publi
 
 
 @router.put("/{site_id}", response_model=SiteOut)
-def update_site(site_id: Id, body: SiteUpdate, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> SiteOut:
+def update_site(site_id: LookupId, body: SiteUpdate, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> SiteOut:
     with db.begin():
         site, changes = sites.update_fields(db, user.id, site_id, body)
         out = SiteOut.model_validate(site)
@@ -55,7 +55,7 @@ def update_site(site_id: Id, body: SiteUpdate, user: CurrentUser, db: DbDep, pub
 
 
 @router.delete("/{site_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-def delete_site(site_id: Id, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> Response:
+def delete_site(site_id: LookupId, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> Response:
     released = run_write(db, lambda: sites.delete_owned(db, user.id, site_id))
     publisher.publish(user.id, "delete", "site", {"id": site_id})
     publish_events(publisher, user.id, released)

@@ -10,7 +10,7 @@ from balsam.server.api.deps import CurrentUser, DbDep, PagingDep, PublisherDep
 from balsam.server.crud import transfers
 from balsam.server.crud.transactions import run_write
 from balsam.server.pubsub import publish_events
-from balsam.server.schemas.common import Id, Page, parse_kv_filters
+from balsam.server.schemas.common import LookupId, Page, parse_kv_filters
 from balsam.server.schemas.transfers import (
     TransferDirection,
     TransferItemOut,
@@ -27,9 +27,9 @@ def list_transfers(
     user: CurrentUser,
     db: DbDep,
     paging: PagingDep,
-    id: Annotated[list[Id] | None, Query()] = None,
-    site_id: Id | None = None,
-    job_id: Annotated[list[Id] | None, Query()] = None,
+    id: Annotated[list[LookupId] | None, Query()] = None,
+    site_id: LookupId | None = None,
+    job_id: Annotated[list[LookupId] | None, Query()] = None,
     state: Annotated[list[TransferState] | None, Query()] = None,
     direction: TransferDirection | None = None,
     job_state: str | None = None,
@@ -50,7 +50,7 @@ def list_transfers(
 
 
 @router.get("/{transfer_id}", response_model=TransferItemOut)
-def get_transfer(transfer_id: Id, user: CurrentUser, db: DbDep) -> TransferItemOut:
+def get_transfer(transfer_id: LookupId, user: CurrentUser, db: DbDep) -> TransferItemOut:
     out = TransferItemOut.model_validate(transfers.get_owned(db, user.id, transfer_id))
     db.rollback()
     return out
@@ -58,7 +58,7 @@ def get_transfer(transfer_id: Id, user: CurrentUser, db: DbDep) -> TransferItemO
 
 @router.put("/{transfer_id}", response_model=TransferItemOut)
 def update_transfer(
-    transfer_id: Id, body: TransferItemUpdate, user: CurrentUser, db: DbDep, publisher: PublisherDep
+    transfer_id: LookupId, body: TransferItemUpdate, user: CurrentUser, db: DbDep, publisher: PublisherDep
 ) -> TransferItemOut:
     items, events = run_write(db, lambda: transfers.update_items(db, user.id, [(transfer_id, body)], single=True))
     out = TransferItemOut.model_validate(items[0])

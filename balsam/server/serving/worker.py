@@ -1,0 +1,121 @@
+"""The gunicorn worker class: uvicorn's worker with a shutdown that fails no client request on reload.
+
+On HUP the gunicorn master forks new workers and sends the old ones SIGTERM; an old worker stops accepting,
+finishes its in-flight requests (up to `graceful_timeout`) and exits. Stock uvicorn closes its keep-alive
+connections at that point without telling the client, so a request sent on one just then fails. The
+protocol below hands them over cleanly instead (see `DrainingH11Protocol`).
+
+It overrides uvicorn internals (tested with uvicorn 0.40 and uvicorn-worker 0.4, as pinned);
+`worker_class_path()` falls back to the stock worker when an installed uvicorn lacks them.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from typing import Any, ClassVar
+
+from gunicorn.arbiter import Arbiter
+from uvicorn.protocols.http.flow_control import CLOSE_HEADER
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import Server
+from uvicorn_worker import UvicornWorker
+
+STOCK_WORKER = "uvicorn_worker.UvicornWorker"
+
+
+class DrainingH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a shutdown that does not make clients fail requests.
+
+    When a worker starts shutting down, stock uvicorn closes idle keep-alive connections at once and closes
+    busy ones right after their response, without telling the client. A client that sends its next request on
+    such a connection at that moment sees it drop without a response: a failed request on every reload.
+    Here, once the worker is shutting down:
+    - a response that has not started yet carries `Connection: close`, and the connection closes after it, so
+      the client opens a new connection, which a new worker serves;
+    - any other connection stays open until the keep-alive timeout (`GUNICORN_KEEPALIVE`), as in normal
+      operation; a request that arrives on it meanwhile is answered, with `Connection: close`.
+    Keep `GUNICORN_KEEPALIVE` well below `GUNICORN_GRACEFUL_TIMEOUT`, so idle connections close before gunicorn
+    kills an old worker.
+    """
+
+    # Set in a worker process when its server starts shutting down (`DrainingServer`); it then applies to
+    # every connection, including one accepted while the shutdown began.
+    worker_draining: ClassVar[bool] = False
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        if self.worker_draining:
+            self._arm_keep_alive_timeout()
+
+    def _arm_keep_alive_timeout(self) -> None:
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+
+    def _close_after_this_response(self) -> None:
+        cycle = self.cycle
+        if cycle is None or cycle.response_started:
+            return  # too late to tell the client; the connection stays open and the next response says it
+        cycle.keep_alive = False
+        # uvicorn adds `Connection: close` to a response whose request carried it.
+        cycle.scope["headers"] = [*cycle.scope["headers"], CLOSE_HEADER]
+
+    def shutdown(self) -> None:
+        DrainingH11Protocol.worker_draining = True
+        if self.cycle is None or self.cycle.response_complete:
+            self._arm_keep_alive_timeout()
+        else:
+            self._close_after_this_response()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.worker_draining and self.cycle is not None and not self.cycle.response_complete:
+            self._close_after_this_response()
+
+
+class DrainingServer(Server):
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        DrainingH11Protocol.worker_draining = True
+        await super().shutdown(sockets)
+
+
+class BalsamUvicornWorker(UvicornWorker):
+    """uvicorn's gunicorn worker with `DrainingH11Protocol` (h11; httptools is not in the pinned stack)."""
+
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {**UvicornWorker.CONFIG_KWARGS, "http": DrainingH11Protocol}
+
+    async def _serve(self) -> None:
+        # As UvicornWorker._serve (uvicorn-worker 0.4), with DrainingServer in place of uvicorn's Server.
+        self.config.app = self.wsgi
+        server = DrainingServer(config=self.config)
+        self._install_sigquit_handler()
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+
+def draining_supported() -> bool:
+    """The draining worker overrides uvicorn internals (tested with uvicorn 0.40 and uvicorn-worker 0.4, as
+    pinned). With another uvicorn that lacks them, serve with the stock worker rather than fail to boot."""
+    needed = [
+        (UvicornWorker, "_serve"),
+        (UvicornWorker, "_install_sigquit_handler"),
+        (UvicornWorker, "CONFIG_KWARGS"),
+        (H11Protocol, "handle_events"),
+        (H11Protocol, "shutdown"),
+        (H11Protocol, "timeout_keep_alive_handler"),
+        (Server, "shutdown"),
+    ]
+    missing = [f"{owner.__name__}.{name}" for owner, name in needed if not hasattr(owner, name)]
+    if missing:
+        print(f"balsam: uvicorn lacks {', '.join(missing)}; using the stock UvicornWorker", flush=True)
+    return not missing
+
+
+def worker_class_path() -> str:
+    """The dotted path gunicorn's `worker_class` should name."""
+    if draining_supported():
+        return f"{BalsamUvicornWorker.__module__}.{BalsamUvicornWorker.__qualname__}"
+    return STOCK_WORKER

@@ -1,0 +1,67 @@
+"""balsam.server.serving: what the gunicorn master loads (the worker class, the config hooks, env parsing).
+
+The draining behaviour itself is tested end to end with a real gunicorn in tests/test_reload.py.
+"""
+
+from __future__ import annotations
+
+import runpy
+import subprocess
+import sys
+
+import pytest
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from balsam.server.serving import hooks, worker
+from balsam.server.serving.environment import env_int
+from tests.serving import GUNICORN_CONF
+
+
+def test_worker_class_is_the_draining_worker_with_the_pinned_uvicorn() -> None:
+    assert worker.draining_supported()
+    assert worker.worker_class_path() == "balsam.server.serving.worker.BalsamUvicornWorker"
+    assert worker.BalsamUvicornWorker.CONFIG_KWARGS["http"] is worker.DrainingH11Protocol
+
+
+def test_worker_class_falls_back_to_stock_when_uvicorn_lacks_an_override(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delattr(H11Protocol, "handle_events")
+    assert worker.worker_class_path() == worker.STOCK_WORKER
+    assert "H11Protocol.handle_events" in capsys.readouterr().out
+
+
+def test_env_int(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BALSAM_TEST_INT", raising=False)
+    assert env_int("BALSAM_TEST_INT", 7) == 7
+    monkeypatch.setenv("BALSAM_TEST_INT", "")
+    assert env_int("BALSAM_TEST_INT", 7) == 7
+    monkeypatch.setenv("BALSAM_TEST_INT", "12")
+    assert env_int("BALSAM_TEST_INT", 7) == 12
+    monkeypatch.setenv("BALSAM_TEST_INT", "twelve")
+    with pytest.raises(SystemExit, match="Invalid setting BALSAM_TEST_INT: expected an integer"):
+        env_int("BALSAM_TEST_INT", 7)
+
+
+def test_config_file_is_plain_settings_naming_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GUNICORN_KEEPALIVE", "GUNICORN_WORKERS", "BALSAM_BIND", "SERVER_HOST", "SERVER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    config = runpy.run_path(str(GUNICORN_CONF))
+    assert config["worker_class"] == "balsam.server.serving.worker.BalsamUvicornWorker"
+    assert config["on_starting"] is hooks.on_starting and config["on_reload"] is hooks.on_reload
+    assert config["keepalive"] == 2 and config["preload_app"] is False
+    assert config["bind"] == ["127.0.0.1:8000"]
+
+
+def test_the_master_loads_no_application_module() -> None:
+    """Loading the config (as the master does) must not import the app, its settings or its libraries."""
+    probe = (
+        "import runpy, sys; runpy.run_path(sys.argv[1]);"
+        "bad = sorted(m for m in sys.modules if m.startswith(('balsam.server.main', 'balsam.server.conf',"
+        " 'balsam.server.api', 'balsam.server.db', 'fastapi', 'sqlalchemy', 'pydantic')));"
+        "print(','.join(bad))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(GUNICORN_CONF)], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
