@@ -91,6 +91,14 @@ class AuthSettings(_Base):
     secret_key: SecretStr | None = Field(None, description="Key that signs access tokens (HS*). Required.")
     algorithm: str = Field("HS256", description="JWT signing algorithm.")
     token_ttl: int = Field(48 * 3600, gt=0, description="Access-token lifetime in seconds.")
+    user_check_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=5,
+        description="Each worker remembers for this long that a token's account exists, so most requests skip "
+        "the lookup; a deleted account's unexpired token stops working within this time (0: look up every "
+        "request).",
+    )
     login_methods: list[LoginMethod] = Field(
         default_factory=lambda: [LoginMethod.password],
         description='Enabled login methods, a JSON list, e.g. ["password", "oauth_device"].',

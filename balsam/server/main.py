@@ -64,8 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(reject_nul_characters)],
     )
     install_error_handlers(app)
-    # Routes see the same settings object the app was built with (tests build apps with their own).
-    app.dependency_overrides[get_settings] = lambda: settings
+    # Routes see the same settings object the app was built with (api.deps.app_settings).
+    app.state.settings = settings
 
     @app.get("/auth/how", tags=["auth"])
     def login_methods() -> list[str]:
