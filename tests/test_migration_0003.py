@@ -92,7 +92,8 @@ def test_upgrade_keeps_held_jobs_and_downgrade_restores_them(db_0002: Engine) ->
 
     with db_0002.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head_revision()
-        leases = dict(conn.execute(text("SELECT job_id, session_id FROM job_leases ORDER BY job_id")).all())
+        rows = conn.execute(text("SELECT job_id, session_id FROM job_leases ORDER BY job_id")).all()
+    leases = {row[0]: row[1] for row in rows}
     assert leases == {1: ids["a"], 2: ids["a"], 3: ids["b"], 4: ids["b"]}
     assert "session_id" not in {c["name"] for c in inspect(db_0002).get_columns("jobs")}
     assert _holders(db_0002) == {**before, 4: ids["b"]}
