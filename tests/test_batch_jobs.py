@@ -82,3 +82,16 @@ def test_patch_naming_an_id_twice_keeps_the_last_item(make_user: Callable[[str],
     assert resp.status_code == 200 and len(resp.json()) == 1
     (out,) = resp.json()
     assert out["status_info"] == {"m": "x"} and out["state"] == "pending_submission" and out["scheduler_id"] is None
+
+
+def test_start_time_ordering_places_nulls_as_upstream(make_user: Callable[[str], TestClient]) -> None:
+    """PostgreSQL's default, as upstream: a batch job that has not started sorts last ascending, first descending."""
+    alice = make_user("alice")
+    site_id, _app_id = make_site_app(alice)
+    ids = [alice.post("/batch-jobs/", json={**BJ, "site_id": site_id}).json()["id"] for _ in range(3)]
+    alice.put(f"/batch-jobs/{ids[0]}", json={"start_time": "2024-01-02T00:00:00"})
+    alice.put(f"/batch-jobs/{ids[2]}", json={"start_time": "2024-01-01T00:00:00"})
+    ascending = [b["id"] for b in alice.get("/batch-jobs/", params={"ordering": "start_time"}).json()["results"]]
+    descending = [b["id"] for b in alice.get("/batch-jobs/", params={"ordering": "-start_time"}).json()["results"]]
+    assert ascending == [ids[2], ids[0], ids[1]]
+    assert descending == [ids[1], ids[0], ids[2]]

@@ -136,8 +136,14 @@ def test_free_transitions_and_ignored_read_only_fields(make_user: Callable[[str]
         assert alice.put(f"/jobs/{a['id']}", json={"state": state}).json() == 1
         assert get_job(alice, a["id"])["state"] == state
     assert [e["to_state"] for e in events_of(alice, a["id"])][-4:] == ["FAILED", "RUNNING", "CREATED", "RESTART_READY"]
-    # A state that is not a JobState is still a 422.
+    # A state that is not a JobState is still a 422; a null state means "no state given", as upstream.
     assert alice.put(f"/jobs/{a['id']}", json={"state": "DANCING"}).status_code == 422
+    events_before = len(events_of(alice, a["id"]))
+    assert patch(alice, [{"id": a["id"], "state": None, "tags": {"n": "1"}}]) == 1
+    assert alice.put(f"/jobs/{a['id']}", json={"state": None}).json() == 1
+    after_null = get_job(alice, a["id"])
+    assert after_null["state"] == "RESTART_READY" and after_null["tags"] == {"n": "1"}
+    assert len(events_of(alice, a["id"])) == events_before
     # Read-only fields: ignored whatever value is sent; the other keys of the item still land.
     before = get_job(alice, c["id"])
     ignored = {

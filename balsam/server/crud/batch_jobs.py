@@ -72,10 +72,11 @@ def page(
 ) -> tuple[int, list[BatchJob]]:
     count = db.scalar(select(func.count()).select_from(query.subquery())) or 0
     order: list[Any] = [BatchJob.id]
+    # PostgreSQL's default null placement, as upstream: unstarted batch jobs last ascending, first descending.
     if ordering == "start_time":
-        order = [BatchJob.start_time.asc().nulls_last(), BatchJob.id]
+        order = [BatchJob.start_time.asc(), BatchJob.id]
     elif ordering == "-start_time":
-        order = [BatchJob.start_time.desc().nulls_last(), BatchJob.id]
+        order = [BatchJob.start_time.desc(), BatchJob.id]
     rows = list(db.scalars(query.order_by(*order).limit(limit).offset(offset))) if limit else []
     return count, rows
 

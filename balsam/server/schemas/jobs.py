@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, NotRequired
 
-from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, field_validator, model_validator
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from balsam.server.schemas.common import (
@@ -225,6 +225,14 @@ class JobUpdate(InputModel):
     state_data: JsonDict | None = None
 
     _not_null = not_null(*_NOT_NULL)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_state_is_absent(cls, data: Any) -> Any:
+        # Upstream reads `"state": null` as "no state given" and applies the rest of the item (200).
+        if isinstance(data, dict) and "state" in data and data["state"] is None:
+            data = {key: value for key, value in data.items() if key != "state"}
+        return data
 
 
 class JobPatchItem(JobUpdate):
