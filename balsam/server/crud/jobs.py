@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import ColumnElement, Select, func, select, text
+from sqlalchemy import BigInteger, ColumnElement, Integer, Select, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from balsam.server.api.errors import BadRequest, NotFound
@@ -36,6 +36,7 @@ from balsam.server.crud.job_states import (
     resolve_state,
     transfer_status,
 )
+from balsam.server.db.session import compile_read, read_compiled
 from balsam.server.db.tables import App, BatchJob, Job, Site
 from balsam.server.schemas.common import MAX_ITEMS_PER_BULK_OP, like_escape
 from balsam.server.schemas.jobs import JobState, JobUpdate
@@ -49,7 +50,7 @@ _JOBS = Job.__table__  # Core columns: no ORM row processing on the 5,000-row pa
 ORDERINGS = ("last_update", "-last_update", "id", "-id", "state", "-state", "workdir", "-workdir")
 
 
-def owned_app_ids(owner_id: int) -> Select[tuple[int]]:
+def owned_app_ids(owner_id: int | ColumnElement[int]) -> Select[tuple[int]]:
     return select(App.id).join(Site, App.site_id == Site.id).where(Site.owner_id == owner_id)
 
 
@@ -145,11 +146,19 @@ def list_json(db: Session, owner_id: int, f: JobFilters, ordering: str | None, l
     return f'{{"count":{total},"results":' + json_array(rows) + "}"
 
 
+_GET_JSON = compile_read(
+    select(job_json_column()).where(
+        Job.id == bindparam("job_id", type_=BigInteger),
+        Job.app_id.in_(owned_app_ids(bindparam("owner_id", type_=Integer)).scalar_subquery()),
+    )
+)
+
+
 def get_json(db: Session, owner_id: int, job_id: int) -> str:
-    row = db.execute(select(job_json_column()).where(Job.id == job_id, owned_condition(owner_id))).scalar()
+    row = read_compiled(db, _GET_JSON, {"job_id": job_id, "owner_id": owner_id}).scalar()
     if row is None:
         raise NotFound()
-    return row
+    return str(row)
 
 
 # ---------------------------------------------------------------------------------------------- create
