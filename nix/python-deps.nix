@@ -15,6 +15,8 @@
     "gunicorn"
     "uvicorn"
     "uvicorn-worker"
+    "httptools"
+    "uvloop"
     "pyjwt"
     "argon2-cffi"
     "python-multipart"

@@ -54,7 +54,11 @@ def wait_healthy(base_url: str, timeout: float = 60.0, proc: subprocess.Popen[by
 
 @contextmanager
 def gunicorn(
-    env: dict[str, str], workdir: Path, workers: int = 2, extra_args: list[str] | None = None
+    env: dict[str, str],
+    workdir: Path,
+    workers: int = 2,
+    extra_args: list[str] | None = None,
+    boot_timeout: float = 120.0,
 ) -> Iterator[Gunicorn]:
     """Run `gunicorn -c gunicorn.conf.example.py balsam.server.main:app` with `env` on a free port."""
     port = free_port()
@@ -77,7 +81,7 @@ def gunicorn(
     base_url = f"http://127.0.0.1:{port}"
     server = Gunicorn(proc, base_url, log_path)
     try:
-        wait_healthy(base_url, proc=proc)
+        wait_healthy(base_url, timeout=boot_timeout, proc=proc)
         yield server
     except Exception:
         print(server.log()[-4000:])

@@ -20,7 +20,11 @@ from tests.serving import GUNICORN_CONF
 def test_worker_class_is_the_draining_worker_with_the_pinned_uvicorn() -> None:
     assert worker.draining_supported()
     assert worker.worker_class_path() == "balsam.server.serving.worker.BalsamUvicornWorker"
-    assert worker.BalsamUvicornWorker.CONFIG_KWARGS["http"] is worker.DrainingH11Protocol
+    # httptools and uvloop are pinned (requirements/deploy.txt): the worker uses them.
+    assert worker.BalsamUvicornWorker.CONFIG_KWARGS["http"] is worker.HTTP_PROTOCOL
+    assert worker.HTTP_PROTOCOL.__name__ == "DrainingHttpToolsProtocol"
+    assert issubclass(worker.HTTP_PROTOCOL, worker.Draining)
+    assert worker.BalsamUvicornWorker.CONFIG_KWARGS["loop"] == "uvloop"
 
 
 def test_worker_class_falls_back_to_stock_when_uvicorn_lacks_an_override(

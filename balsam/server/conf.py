@@ -33,6 +33,10 @@ class LoginMethod(str, enum.Enum):
         return f"LoginMethod.{self.value}"
 
 
+# Pool connections beyond the request threads: the session sweep and websocket logins run in other threads.
+_POOL_RESERVE = 2
+
+
 class SettingsError(SystemExit):
     """Raised for an invalid configuration; its message is one line that names the setting."""
 
@@ -91,6 +95,14 @@ class AuthSettings(_Base):
     secret_key: SecretStr | None = Field(None, description="Key that signs access tokens (HS*). Required.")
     algorithm: str = Field("HS256", description="JWT signing algorithm.")
     token_ttl: int = Field(48 * 3600, gt=0, description="Access-token lifetime in seconds.")
+    user_check_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=5,
+        description="Each worker remembers for this long that a token's account exists, so most requests skip "
+        "the lookup; a deleted account's unexpired token stops working within this time (0: look up every "
+        "request).",
+    )
     login_methods: list[LoginMethod] = Field(
         default_factory=lambda: [LoginMethod.password],
         description='Enabled login methods, a JSON list, e.g. ["password", "oauth_device"].',
@@ -126,8 +138,28 @@ class Settings(_Base):
         "postgresql://postgres@localhost:5432/balsam",
         description="SQLAlchemy/libpq URL of the PostgreSQL database.",
     )
-    database_pool_size: int = Field(5, ge=1, description="Connections kept open per worker process.")
-    database_max_overflow: int = Field(10, ge=0, description="Extra connections a worker may open under load.")
+    request_threads: int = Field(
+        8,
+        ge=1,
+        description="Threads per worker process that run request handlers; each holds at most one database "
+        "connection. With the pool sized from it (below), no request waits for a connection.",
+    )
+    database_pool_size: int | None = Field(
+        None,
+        ge=1,
+        description="Connections kept open per worker process; unset: `BALSAM_REQUEST_THREADS` + 2 (one per "
+        "request thread, plus the session sweep and websocket logins). Mind PostgreSQL's `max_connections`: "
+        "workers x (pool + overflow) must fit.",
+    )
+    database_max_overflow: int = Field(
+        2, ge=0, description="Extra connections a worker may open in a burst (closed again when returned)."
+    )
+    database_reconnect_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How long a request waits for the database to accept connections again (e.g. during a "
+        "restart) before it answers 503.",
+    )
     redis_params: dict[str, Any] | None = Field(
         None,
         description='redis-py connection arguments as JSON, e.g. {"unix_socket_path": "/run/redis/redis.sock"}; '
@@ -158,6 +190,14 @@ class Settings(_Base):
         if scheme not in {"postgresql", "postgres", "postgresql+psycopg2"}:
             raise ValueError("must be a postgresql:// URL")
         return value
+
+    def pool_size(self) -> int:
+        return self.database_pool_size or self.request_threads + _POOL_RESERVE
+
+    def request_thread_count(self) -> int:
+        """Request threads, lowered to what an explicitly smaller pool can serve without queueing."""
+        fits = self.pool_size() + self.database_max_overflow - _POOL_RESERVE
+        return max(1, min(self.request_threads, fits))
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI
 
 from balsam.server.api import docs_assets
@@ -43,6 +44,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Route handlers run in anyio's thread pool; with no more threads than pooled connections
+        # (Settings.request_thread_count), a request waits, if at all, for a thread, in arrival order.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_thread_count()
+        if settings.request_thread_count() < settings.request_threads:
+            logger.warning(
+                "BALSAM_REQUEST_THREADS=%d lowered to %d to fit the database pool (BALSAM_DATABASE_POOL_SIZE + "
+                "BALSAM_DATABASE_MAX_OVERFLOW)",
+                settings.request_threads,
+                settings.request_thread_count(),
+            )
         # Lease expiry runs in every worker; an advisory lock lets one sweep at a time (balsam.server.sweeper).
         sweeper = SessionSweeper(
             lambda: get_sessionmaker()(),
@@ -67,8 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(reject_nul_characters)],
     )
     install_error_handlers(app)
-    # Routes see the same settings object the app was built with (tests build apps with their own).
-    app.dependency_overrides[get_settings] = lambda: settings
+    # Routes see the same settings object the app was built with (api.deps.app_settings).
+    app.state.settings = settings
 
     @app.get("/auth/how", tags=["auth"])
     def login_methods() -> list[str]:

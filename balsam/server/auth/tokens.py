@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -30,6 +31,10 @@ def create_token(settings: Settings, user_id: int, username: str) -> tuple[str, 
 
 
 def decode_token(settings: Settings, token: str) -> TokenUser:
+    """The user of a valid token; verified tokens are remembered until they expire (`VerifiedTokens`)."""
+    key = (settings.secret_key(), settings.auth.algorithm, token)
+    if (known := verified_tokens.get(key)) is not None:
+        return known
     try:
         claims = jwt.decode(
             token,
@@ -37,6 +42,39 @@ def decode_token(settings: Settings, token: str) -> TokenUser:
             algorithms=[settings.auth.algorithm],
             options={"require": ["sub", "exp"]},
         )
-        return TokenUser(id=int(claims["sub"]), username=str(claims.get("username", "")))
+        user = TokenUser(id=int(claims["sub"]), username=str(claims.get("username", "")))
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise InvalidToken(str(exc)) from exc
+    verified_tokens.put(key, user, float(claims["exp"]))
+    return user
+
+
+class VerifiedTokens:
+    """Tokens whose signature this process has checked, with their expiry (Unix time).
+
+    A client sends the same token with every request, and checking the HMAC signature is a noticeable part of
+    a small request. The key includes the signing key and algorithm, so a new key verifies afresh; expiry is
+    checked on every use. Bounded: when full, it starts over.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self._tokens: dict[tuple[str, str, str], tuple[TokenUser, float]] = {}
+
+    def get(self, key: tuple[str, str, str]) -> TokenUser | None:
+        entry = self._tokens.get(key)
+        if entry is None:
+            return None
+        if time.time() >= entry[1]:
+            self._tokens.pop(key, None)
+            return None
+        return entry[0]
+
+    def put(self, key: tuple[str, str, str], user: TokenUser, expires: float) -> None:
+        if len(self._tokens) >= self.MAX_ENTRIES:
+            self._tokens.clear()
+        self._tokens[key] = (user, expires)
+
+
+verified_tokens = VerifiedTokens()
