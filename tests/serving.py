@@ -58,6 +58,9 @@ def gunicorn(
     port = free_port()
     full_env = {
         **os.environ,
+        # Tests (and the published client's suites) register their users through the API; production's
+        # default is off, so turn it on unless the test says otherwise.
+        "BALSAM_AUTH_ALLOW_REGISTRATION": "true",
         **env,
         "SERVER_HOST": "127.0.0.1",
         "SERVER_PORT": str(port),

@@ -95,6 +95,12 @@ class AuthSettings(_Base):
         default_factory=lambda: [LoginMethod.password],
         description='Enabled login methods, a JSON list, e.g. ["password", "oauth_device"].',
     )
+    allow_registration: bool = Field(
+        False,
+        description="Let anyone who reaches the server create a password account with `POST /auth/password/register`. "
+        "Off: that route answers 403, and accounts come from `balsam server user add` or OAuth. "
+        "`balsam server dev` turns it on.",
+    )
 
     @field_validator("algorithm")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, status
+from fastapi import APIRouter, Depends, Form, HTTPException, status
 
 from balsam.server.api.deps import DbDep, SettingsDep, TokenUserDep
 from balsam.server.api.errors import BadRequest
@@ -34,7 +34,25 @@ def login(
     return TokenOut(access_token=token, expiration=expiration)
 
 
-@router.post("/register", response_model=UserOut, status_code=status.HTTP_201_CREATED)
+REGISTRATION_CLOSED = (
+    "Registration is closed on this server: ask its administrator for an account (balsam server user add)"
+)
+
+
+def registration_open(settings: SettingsDep) -> None:
+    """403 when registration is off, before any password hashing: the published client re-sends a refused
+    registration in a tight loop (spec §11), so each refusal must cost next to nothing."""
+    if not settings.auth.allow_registration:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, REGISTRATION_CLOSED)
+
+
+@router.post(
+    "/register",
+    response_model=UserOut,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(registration_open)],
+    responses={403: {"description": "Registration is off (`BALSAM_AUTH_ALLOW_REGISTRATION`)"}},
+)
 def register(body: UserCreate, db: DbDep) -> UserOut:
     with db.begin():
         user = users.create(db, body.username, body.password)
