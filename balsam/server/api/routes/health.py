@@ -53,6 +53,11 @@ def readyz(db: DbDep) -> JSONResponse:
         db.rollback()
     ready = database == "ok" and schema == expected
     return JSONResponse(
-        {"status": "ready" if ready else "not ready", "database": database, "schema": schema, "expected_schema": expected},
+        {
+            "status": "ready" if ready else "not ready",
+            "database": database,
+            "schema": schema,
+            "expected_schema": expected,
+        },
         status_code=200 if ready else 503,
     )
