@@ -101,6 +101,23 @@ class AuthSettings(_Base):
         "Off: that route answers 403, and accounts come from `balsam server user add` or OAuth. "
         "`balsam server dev` turns it on.",
     )
+    login_failures_per_user: int = Field(
+        10,
+        ge=0,
+        description="Distinct wrong passwords one username may get within `BALSAM_AUTH_LOGIN_FAILURE_WINDOW`; "
+        "then its password logins are refused (401 with Retry-After, no hashing) until that window ends. "
+        "A password that already failed counts once however often it is re-sent. 0: no limit.",
+    )
+    login_failures_per_address: int = Field(
+        100,
+        ge=0,
+        description="Distinct (username, password) failures one client address (for IPv6, its /64) may cause within "
+        "the window before its password logins are refused. Behind a proxy, set `FORWARDED_ALLOW_IPS` so that this "
+        "is the client's address. 0: no limit.",
+    )
+    login_failure_window: int = Field(
+        900, gt=0, description="Seconds of the login throttling window, counted from the first failure in it."
+    )
 
     @field_validator("algorithm")
     @classmethod

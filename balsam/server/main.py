@@ -24,6 +24,7 @@ from balsam.server.api.routes import (
     subscribe,
     transfers,
 )
+from balsam.server.auth.throttle import LoginThrottle
 from balsam.server.conf import LoginMethod, Settings, get_settings, settings_as_json
 from balsam.server.db.engine import get_sessionmaker
 from balsam.server.logging_setup import configure_logging
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     methods = set(settings.auth.login_methods)
     if LoginMethod.password in methods:
+        app.state.login_throttle = LoginThrottle(settings.auth, settings.secret_key().encode())
         app.include_router(auth_password.router)
     if methods & {LoginMethod.oauth_device, LoginMethod.oauth_authcode}:
         app.include_router(auth_oauth.router)
