@@ -10,10 +10,11 @@
     let
       inherit (nixpkgs) lib;
 
+      # No x86_64-darwin: nixpkgs 26.05 deprecates it and warns on every
+      # import for it (so `nix flake check` would warn).
       systems = [
         "x86_64-linux"
         "aarch64-linux"
-        "x86_64-darwin"
         "aarch64-darwin"
       ];
 
@@ -75,6 +76,9 @@
         }
       );
 
-      formatter = forAllSystems (pkgs: pkgs.nixfmt);
+      # treefmt with nixfmt: a bare `nix fmt` formats every .nix file of the
+      # tree (plain nixfmt formats the files it is given, and reads standard
+      # input when given none).
+      formatter = forAllSystems (pkgs: pkgs.nixfmt-tree);
     };
 }

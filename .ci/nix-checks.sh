@@ -196,6 +196,30 @@ else
   fi
 fi
 
+# --- 5. the pytest check comes from nix/pytest-check.nix ----------------------
+# nix/tests/rehearse-check.sh rehearses the check from that file, so
+# nix/package.nix must take its source and check settings from it too.
+if out=$(nix_eval --json -E '
+  let
+    check = import ./nix/pytest-check.nix;
+    args = builtins.functionArgs (import ./nix/package.nix);
+  in builtins.filter (name: !(args ? ${name})) check.checkTools' 2>&1) && [ "$out" = "[]" ]; then
+  pass "every checkTools entry of nix/pytest-check.nix is an argument of nix/package.nix"
+else
+  fail "checkTools of nix/pytest-check.nix missing from nix/package.nix's arguments: $out"
+fi
+missing=()
+for needle in 'check = import ./pytest-check.nix' 'map (path: ../. + "/${path}") check.source' \
+  'map (name: checkToolsByName.${name}) check.checkTools' 'inherit (check) pythonImportsCheck' \
+  postgresqlTestUserOptions redisTestPort disabledTestMarks disabledTests preCheck; do
+  grep -qF -- "$needle" nix/package.nix || missing+=("$needle")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  pass "nix/package.nix takes its source and check settings from nix/pytest-check.nix"
+else
+  fail "nix/package.nix does not use nix/pytest-check.nix for: ${missing[*]}"
+fi
+
 # --- summary ------------------------------------------------------------------
 if [ "$failures" -ne 0 ]; then
   echo "FAIL nix checks: $failures failure(s)"

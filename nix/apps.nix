@@ -13,7 +13,8 @@ let
     text = ''
       if [ -z "''${BALSAM_DATABASE_URL:-}" ] && [ -z "''${BALSAM_DATABASE_URL_FILE:-}" ]; then
         echo "balsam-migrate: set BALSAM_DATABASE_URL, e.g." >&2
-        echo "  BALSAM_DATABASE_URL='postgresql://balsam@/balsam?host=/run/postgresql' nix run .#migrate" >&2
+        echo "  BALSAM_DATABASE_URL='postgresql://user:password@db.example.org/balsam' nix run .#migrate" >&2
+        echo "On a NixOS host with services.balsam, run the deployed CLI instead: sudo balsam-manage server migrate" >&2
         exit 2
       fi
       exec balsam server migrate "$@"

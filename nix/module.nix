@@ -21,6 +21,8 @@ let
   user = "balsam";
   group = "balsam";
   stateDir = "/var/lib/balsam";
+  runtimeDir = "/run/balsam";
+  logsDir = "/var/log/balsam";
 
   redisServer = config.services.redis.servers.balsam;
 
@@ -54,10 +56,17 @@ let
     }
   );
 
-  # `balsam-manage ...`: the balsam CLI as the service user, with the
-  # service's environment, environment file and credentials, in a transient
-  # systemd unit (run it as root, e.g. `sudo balsam-manage server user add`).
+  # `balsam-manage ...`: the balsam CLI of the deployed package as the
+  # service user, with the service's environment, environment file and
+  # credentials, in a transient systemd unit (run it as root, e.g.
+  # `sudo balsam-manage server migrate`). Unlike netbox-manage's runuser,
+  # systemd-run can hand over the LoadCredential= secrets, which only root
+  # can read.
   manage = pkgs.writeShellScriptBin "balsam-manage" ''
+    if [ "$(${pkgs.coreutils}/bin/id -u)" != 0 ]; then
+      echo "balsam-manage: run it as root (sudo balsam-manage ...); it runs the balsam CLI as user ${user}" >&2
+      exit 1
+    fi
     if [ -t 0 ] && [ -t 1 ]; then io=--pty; else io=--pipe; fi
     exec ${config.systemd.package}/bin/systemd-run --quiet --wait --collect "$io" \
       --uid=${user} --gid=${group} --working-directory=${stateDir} \
@@ -134,7 +143,7 @@ in
     package = lib.mkOption {
       type = lib.types.package;
       default = pkgs.callPackage ./package.nix { };
-      defaultText = lib.literalExpression "pkgs.callPackage ./nix/package.nix { } (the flake's package, built with this system's nixpkgs)";
+      defaultText = lib.literalMD "the flake's `nix/package.nix`, built with this system's nixpkgs (`pkgs.callPackage`)";
       description = "The Balsam service package. It must provide `bin/balsam` and `bin/balsam-gunicorn`.";
     };
 
@@ -154,10 +163,12 @@ in
     unixSocket = lib.mkOption {
       type = lib.types.nullOr lib.types.str;
       default = null;
-      example = "/run/balsam/balsam.sock";
+      example = "${runtimeDir}/balsam.sock";
       description = ''
         Listen on this unix socket instead of a TCP address, e.g. behind
-        nginx. `/run/balsam` is the service's runtime directory.
+        nginx. It must be a file directly in `${runtimeDir}`, the service's
+        runtime directory (mode 0755): under `ProtectSystem=strict` that is
+        the only place the service may create it.
       '';
     };
 
@@ -234,6 +245,17 @@ in
             ];
             default = "INFO";
             description = "Log level of the server.";
+          };
+          BALSAM_LOG_DIR = lib.mkOption {
+            type = lib.types.nullOr lib.types.str;
+            default = logsDir;
+            description = ''
+              Directory of the log files: gunicorn's `gunicorn-access.log`
+              and `gunicorn-error.log`, and one `balsam-server-<pid>.log` per
+              worker. The default is the unit's `LogsDirectory`, rotated by
+              logrotate (`services.logrotate.settings.balsam`); `null` sends
+              every log to the journal instead.
+            '';
           };
         };
       };
@@ -356,6 +378,21 @@ in
             message = "services.balsam: openFirewall has no effect when listening on unixSocket.";
           }
           {
+            # ProtectSystem=strict: the runtime directory is the service's
+            # only writable place for a socket (no ReadWritePaths for others,
+            # whose directory would also have to exist and be writable).
+            assertion = cfg.unixSocket == null || builtins.match "${runtimeDir}/[^/]+" cfg.unixSocket != null;
+            message = "services.balsam.unixSocket must be a file directly in ${runtimeDir} (e.g. ${runtimeDir}/balsam.sock), the service's runtime directory; got ${toString cfg.unixSocket}.";
+          }
+          {
+            # The same for the log files: LogsDirectory is writable, nothing else.
+            assertion =
+              cfg.settings.BALSAM_LOG_DIR == null
+              || cfg.settings.BALSAM_LOG_DIR == logsDir
+              || lib.hasPrefix "${logsDir}/" cfg.settings.BALSAM_LOG_DIR;
+            message = "services.balsam.settings.BALSAM_LOG_DIR must be ${logsDir} (the unit's LogsDirectory), a directory below it, or null for the journal; got ${toString cfg.settings.BALSAM_LOG_DIR}.";
+          }
+          {
             assertion = lib.all balsamLib.isEnvName (lib.attrNames cfg.secretFiles);
             message = "services.balsam.secretFiles: keys must be environment variable names.";
           }
@@ -376,6 +413,22 @@ in
         environment.systemPackages = [ manage ];
 
         networking.firewall.allowedTCPPorts = lib.mkIf (cfg.openFirewall && cfg.unixSocket == null) [ cfg.port ];
+
+        # The log files (BALSAM_LOG_DIR), as nixpkgs' nginx module does its
+        # own. copytruncate: gunicorn and the workers keep their files open.
+        services.logrotate.settings.balsam = lib.mkIf (cfg.settings.BALSAM_LOG_DIR != null) (
+          lib.mapAttrs (_: lib.mkDefault) {
+            files = [ "${cfg.settings.BALSAM_LOG_DIR}/*.log" ];
+            frequency = "daily";
+            rotate = 14;
+            compress = true;
+            delaycompress = true;
+            copytruncate = true;
+            missingok = true;
+            notifempty = true;
+            su = "${user} ${group}";
+          }
+        );
 
         systemd.services.balsam = {
           description = "Balsam service (gunicorn)";
@@ -408,9 +461,10 @@ in
             Restart = "on-failure";
             RestartSec = 5;
             TimeoutStartSec = "10min";
-            RuntimeDirectory = "balsam";
+            RuntimeDirectory = baseNameOf runtimeDir;
             RuntimeDirectoryMode = "0755";
-            LogsDirectory = "balsam";
+            # BALSAM_LOG_DIR (settings) points here by default.
+            LogsDirectory = baseNameOf logsDir;
             # gunicorn chowns a unix socket it creates (to its own uid/gid).
             SystemCallFilter = hardening.SystemCallFilter ++ lib.optional (cfg.unixSocket != null) "@chown";
           };
@@ -421,9 +475,12 @@ in
         services.balsam.settings.BALSAM_DATABASE_URL = lib.mkDefault (
           balsamLib.localDatabaseUrl { inherit user; }
         );
+        # No `package` here: services.postgresql chooses it by
+        # system.stateVersion (with mkDefault, in a unique option), so an
+        # existing host keeps the major version its data directory was made
+        # with. Set services.postgresql.package to upgrade deliberately.
         services.postgresql = {
           enable = true;
-          package = lib.mkDefault pkgs.postgresql_17;
           ensureDatabases = [ user ];
           ensureUsers = [
             {

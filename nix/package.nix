@@ -6,17 +6,22 @@
 # that `nix build`/`nixos-rebuild` do not run it; the flake's `checks.pytest`
 # turns it on. It gets PostgreSQL from postgresqlTestHook and Redis from
 # redisTestHook; the test harness reads PGHOST/PGUSER/PGDATABASE and
-# REDIS_SOCKET.
+# REDIS_SOCKET. The source fileset and the check's settings live in
+# ./pytest-check.nix, which nix/tests/rehearse-check.sh also reads.
 {
   lib,
   stdenv,
   python3,
   postgresql_17,
+  valkey,
   postgresqlTestHook,
   redisTestHook,
 }:
 let
   deps = import ./python-deps.nix;
+  check = import ./pytest-check.nix;
+  # The check's PATH tools, by the names ./pytest-check.nix uses.
+  checkToolsByName = { inherit postgresql_17 valkey; };
   pyproject = lib.importTOML ../pyproject.toml;
   ps = python3.pkgs;
   pick = map (name: ps.${name});
@@ -26,17 +31,10 @@ ps.buildPythonApplication {
   inherit (pyproject.project) version;
   pyproject = true;
 
-  # Only what the build and the tests need, so edits elsewhere (docs, CI,
-  # nix/) do not cause a rebuild.
+  # Only what the build and the tests need (./pytest-check.nix).
   src = lib.fileset.toSource {
     root = ../.;
-    fileset = lib.fileset.unions [
-      ../pyproject.toml
-      ../balsam
-      ../tests
-      (lib.fileset.maybeMissing ../README.md)
-      (lib.fileset.maybeMissing ../LICENSE)
-    ];
+    fileset = lib.fileset.unions (map (path: ../. + "/${path}") check.source);
   };
 
   build-system = pick deps.build;
@@ -52,40 +50,26 @@ ps.buildPythonApplication {
     install -Dm755 ${./balsam-gunicorn.py} $out/bin/balsam-gunicorn
   '';
 
-  pythonImportsCheck = [
-    "balsam"
-    "balsam.server.main"
-    "uvicorn_worker"
-  ];
+  inherit (check) pythonImportsCheck;
 
   doCheck = false;
 
   nativeCheckInputs = [
     ps.pytestCheckHook
-    postgresql_17
     redisTestHook
   ]
+  ++ map (name: checkToolsByName.${name}) check.checkTools
   ++ pick (lib.remove "pytest" deps.check)
   # postgresqlTestHook is marked broken on Darwin in nixpkgs.
   ++ lib.optional stdenv.hostPlatform.isLinux postgresqlTestHook;
 
-  # The tests create and drop databases of their own.
-  postgresqlTestUserOptions = "LOGIN SUPERUSER";
-  # Unix socket only; no TCP port in the build sandbox.
-  redisTestPort = 0;
-
-  # Both need the network (pip): the published client, and a wheel
-  # installed into a fresh venv.
-  disabledTestMarks = [
-    "published_client"
-    "needs_network"
-  ];
-
-  preCheck = ''
-    export HOME="$(mktemp -d)"
-    # `serving` tests start gunicorn/the CLI from PATH.
-    export PATH="$out/bin:$PATH"
-  '';
+  inherit (check)
+    postgresqlTestUserOptions
+    redisTestPort
+    disabledTestMarks
+    disabledTests
+    preCheck
+    ;
 
   __darwinAllowLocalNetworking = true;
 

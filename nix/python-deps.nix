@@ -34,10 +34,13 @@
 
   # Development-only tools that live inside the devShell's Python environment
   # (mypy needs to import pydantic for its plugin, so it cannot be a separate
-  # tool). ruff is a standalone binary and comes from top-level pkgs.
+  # tool). ruff is a standalone binary and comes from top-level pkgs. pip:
+  # tests/test_wheel.py runs `python -m pip wheel` (in the devShell, which has
+  # the network; the sandboxed check deselects it as needs_network).
   devPython = [
     "mypy"
     "types-pyyaml"
+    "pip"
   ];
 
   build = [ "setuptools" ];
@@ -56,8 +59,11 @@
   # package in pypiToNix.
   removeDeps = [ "psycopg2-binary" ];
 
-  # Upper bounds in pyproject that nixpkgs' version may exceed
-  # (pythonRelaxDeps). Lower bounds are kept and checked.
+  # pyproject bounds that nixpkgs' version may break (sqlalchemy: `<2.1`).
+  # pythonRelaxDeps drops every version specifier of these names, lower
+  # bounds included (python-relax-deps-hook.sh), so nixpkgs' runtime-deps
+  # check then only requires that the package is present. Every other
+  # dependency keeps its specifiers, which that check enforces.
   relaxDeps = [ "sqlalchemy" ];
 
   # Optional-dependency groups that are not built in Nix: their packages are

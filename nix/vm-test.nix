@@ -83,6 +83,14 @@ pkgs.testers.runNixOSTest {
 
     with subtest("balsam-manage runs the CLI as the service user"):
         machine.succeed("balsam-manage server user list | grep -w alice")
+        # The deployed package migrates; the service already did at start.
+        machine.succeed("balsam-manage server migrate | grep 'schema already at'")
+        machine.fail("runuser -u balsam -- balsam-manage server user list")
+
+    with subtest("logs go to the LogsDirectory, which logrotate handles"):
+        machine.succeed("test -s /var/log/balsam/gunicorn-access.log")
+        machine.succeed("ls /var/log/balsam/balsam-server-*.log")
+        machine.succeed("systemctl start logrotate.service")
 
     with subtest("backup timer is scheduled and the backup service writes a dump"):
         machine.succeed("systemctl list-timers --all | grep balsam-backup.timer")

@@ -16,9 +16,9 @@ from sqlalchemy import Engine, create_engine, text
 from tests.harness import PgEndpoint, postgres, redis_server
 
 TEST_SECRET = "test-secret-key-0123456789abcdef"
-# Settings must not leak in from a developer's shell or .env.
+# Settings must not leak in from a developer's shell or .env (BALSAM_TEST_* configure the harness itself).
 for _name in list(os.environ):
-    if _name.startswith("BALSAM_") and _name not in {"BALSAM_TEST_PG_PORT", "BALSAM_EMBEDDED_PG_FSYNC"}:
+    if _name.startswith("BALSAM_") and not _name.startswith("BALSAM_TEST_") and _name != "BALSAM_EMBEDDED_PG_FSYNC":
         del os.environ[_name]
 
 

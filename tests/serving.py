@@ -1,4 +1,4 @@
-"""Start a real gunicorn (uvicorn workers) serving the app, for tests of serving."""
+"""Start a real gunicorn (uvicorn workers) serving the app, for tests of serving; and load it with requests."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -142,3 +144,45 @@ def one_connection_per_worker(server: Gunicorn, workers: int, attempts: int = 60
         conn.close()
     assert len(found) == workers, f"connections landed on {len(found)} of {workers} workers"
     return list(found.values())
+
+
+class Load:
+    """Threads sending requests back to back over keep-alive connections, recording every failure."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self.base_url = base_url
+        self.token = token
+        self.stop = threading.Event()
+        self.ok = 0
+        self.failures: list[str] = []
+        self.lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._run, args=("/healthz", {}), daemon=True),
+            threading.Thread(target=self._run, args=("/sites/", {"Authorization": f"Bearer {token}"}), daemon=True),
+        ]
+
+    def _run(self, path: str, headers: dict[str, str]) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=60, headers=headers) as client:
+            while not self.stop.is_set():
+                try:
+                    resp = client.get(path)
+                    good = resp.status_code == 200
+                    detail = f"{path}: HTTP {resp.status_code} {resp.text[:200]}"
+                except httpx.HTTPError as exc:
+                    when = datetime.now(UTC).strftime("%H:%M:%S.%f")
+                    good, detail = False, f"{when} {path}: {type(exc).__name__}: {exc}"
+                with self.lock:
+                    if good:
+                        self.ok += 1
+                    else:
+                        self.failures.append(detail)
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(90)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -11,7 +12,8 @@ from fastapi.testclient import TestClient
 def _cli(database_url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "balsam.cli", "server", "user", *args],
-        env={"BALSAM_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"},
+        # The whole environment: a bare interpreter (the Nix check's) finds its packages through PYTHONPATH.
+        env={**os.environ, "BALSAM_DATABASE_URL": database_url},
         input=stdin,
         capture_output=True,
         text=True,

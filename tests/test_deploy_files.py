@@ -1,4 +1,4 @@
-"""Static checks of the Docker and systemd deployment files (Docker itself does not run here).
+"""Static checks of the Docker and systemd deployment files (tests/test_compose.py runs the compose stack).
 
 What is checked: docker-compose.yml parses and wires the services as documented (healthchecked PostgreSQL,
 unpublished Redis, migrations before serving, no default secret); compose interpolation, done here the way
@@ -7,7 +7,8 @@ server's own validation; the Dockerfile's COPY sources exist and survive .docker
 requirements then the package without deps, runs as a non-root user, and its CMD starts gunicorn with the
 shipped config on `balsam.server.main:app` (checked with `gunicorn --check-config`); the systemd units parse,
 use existing `balsam server` subcommands, and pass `systemd-analyze verify` when that tool is installed.
-Not run here: `docker build`, `docker compose up`, and the units under a real systemd.
+Not run here: the units under a real systemd. `docker build` and the compose stack run, with podman, in
+tests/test_compose.py.
 """
 
 from __future__ import annotations

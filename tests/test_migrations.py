@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -74,7 +75,8 @@ def test_two_processes_migrate_at_once(fresh_db: str) -> None:
 
 
 def test_cli_migrate(fresh_db: str) -> None:
-    env = {"BALSAM_DATABASE_URL": fresh_db, "PATH": "/usr/bin:/bin"}
+    # The whole environment: a bare interpreter (the Nix check's) finds its packages through PYTHONPATH.
+    env = {**os.environ, "BALSAM_DATABASE_URL": fresh_db}
     cmd = [sys.executable, "-m", "balsam.cli", "server", "migrate"]
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert first.returncode == 0, first.stderr

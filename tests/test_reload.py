@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import socket
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,53 +16,11 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.ops_helpers import descendants, process_alive
-from tests.serving import Gunicorn, gunicorn
+from tests.serving import Gunicorn, Load, gunicorn
 
 pytestmark = pytest.mark.serving
 
 LOAD_SECONDS = 10.0
-
-
-class Load:
-    """Threads sending requests back to back over keep-alive connections, recording every failure."""
-
-    def __init__(self, base_url: str, token: str) -> None:
-        self.base_url = base_url
-        self.token = token
-        self.stop = threading.Event()
-        self.ok = 0
-        self.failures: list[str] = []
-        self.lock = threading.Lock()
-        self.threads = [
-            threading.Thread(target=self._run, args=("/healthz", {}), daemon=True),
-            threading.Thread(target=self._run, args=("/sites/", {"Authorization": f"Bearer {token}"}), daemon=True),
-        ]
-
-    def _run(self, path: str, headers: dict[str, str]) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=60, headers=headers) as client:
-            while not self.stop.is_set():
-                try:
-                    resp = client.get(path)
-                    good = resp.status_code == 200
-                    detail = f"{path}: HTTP {resp.status_code} {resp.text[:200]}"
-                except httpx.HTTPError as exc:
-                    when = datetime.now(UTC).strftime("%H:%M:%S.%f")
-                    good, detail = False, f"{when} {path}: {type(exc).__name__}: {exc}"
-                with self.lock:
-                    if good:
-                        self.ok += 1
-                    else:
-                        self.failures.append(detail)
-
-    def __enter__(self) -> Load:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(90)
 
 
 def _workers(server: Gunicorn) -> set[int]:

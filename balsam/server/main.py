@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
+from balsam.server.api import docs_assets
 from balsam.server.api.deps import reject_nul_characters
 from balsam.server.api.errors import install_error_handlers
 from balsam.server.api.routes import (
@@ -16,6 +17,7 @@ from balsam.server.api.routes import (
     auth_oauth,
     auth_password,
     batch_jobs,
+    docs,
     events,
     health,
     jobs,
@@ -60,7 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Balsam",
         version="0.1.0",
         description="Central REST service of the Balsam HPC workflow system.",
-        docs_url="/docs",
+        # /docs and /redoc come from balsam.server.api.routes.docs, with assets that need no internet access.
+        docs_url=None,
         redoc_url=None,
         dependencies=[Depends(reject_nul_characters)],
     )
@@ -78,8 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(auth_password.router)
     if methods & {LoginMethod.oauth_device, LoginMethod.oauth_authcode}:
         app.include_router(auth_oauth.router)
-    for module in (sites, apps, jobs, transfers, batch_jobs, sessions, events, subscribe, health):
+    for module in (sites, apps, jobs, transfers, batch_jobs, sessions, events, subscribe, health, docs):
         app.include_router(module.router)
+    docs_assets.mount(app)
     return app
 
 

@@ -32,6 +32,10 @@ let
     systemd = fakeDrv "systemd-258" { };
     # Returns the script text, so the harness can look at it.
     writeShellScriptBin = name: text: fakeDrv name { inherit text; };
+    postgresql_13 = fakeDrv "postgresql-13.23" { psqlSchema = "13"; };
+    postgresql_14 = fakeDrv "postgresql-14.20" { psqlSchema = "14"; };
+    postgresql_15 = fakeDrv "postgresql-15.15" { psqlSchema = "15"; };
+    postgresql_16 = fakeDrv "postgresql-16.11" { psqlSchema = "16"; };
     postgresql_17 = fakeDrv "postgresql-17.7" { psqlSchema = "17"; };
     callPackage = _: _: throw "stand-in pkgs.callPackage: set services.balsam.package explicitly";
   };
@@ -40,11 +44,21 @@ let
 
   anyAttrs = types.attrsOf types.anything;
 
-  # Stand-ins, declared with the types nixpkgs uses (see docs/nixos.md).
+  # nixos/modules/services/databases/redis.nix
+  redisName = name: "redis" + lib.optionalString (name != "") ("-" + name);
+
+  # Stand-ins, declared with the types and defaults nixpkgs uses where they
+  # matter (see docs/nixos.md for the files and versions they follow).
   standIns =
     { config, ... }:
     {
+      _file = "nix/tests/module-eval.nix (stand-ins for the NixOS modules)";
       options = {
+        # nixos/modules/misc/version.nix: defaults to the release (26.05 at the pin).
+        system.stateVersion = mkOption {
+          type = types.str;
+          default = "26.05";
+        };
         assertions = mkOption {
           type = types.listOf types.unspecified;
           default = [ ];
@@ -149,6 +163,8 @@ let
             type = types.bool;
             default = false;
           };
+          # A unique `types.package` without a default: the module sets it
+          # in its own config with mkDefault (below), as nixpkgs does.
           package = mkOption { type = types.package; };
           ensureDatabases = mkOption {
             type = types.listOf types.str;
@@ -169,6 +185,30 @@ let
             );
           };
         };
+        # nixos/modules/services/logging/logrotate.nix
+        services.logrotate.settings = mkOption {
+          default = { };
+          type = types.attrsOf (
+            types.submodule (
+              { name, ... }:
+              {
+                freeformType = types.attrsOf (
+                  types.nullOr (
+                    types.oneOf [
+                      types.int
+                      types.bool
+                      types.str
+                    ]
+                  )
+                );
+                options.files = mkOption {
+                  type = types.either types.str (types.listOf types.str);
+                  default = name;
+                };
+              }
+            )
+          );
+        };
         services.redis.servers = mkOption {
           default = { };
           type = types.attrsOf (
@@ -186,11 +226,11 @@ let
                   };
                   unixSocket = mkOption {
                     type = types.nullOr types.path;
-                    default = "/run/redis-${name}/redis.sock";
+                    default = "/run/${redisName name}/redis.sock";
                   };
                   user = mkOption {
                     type = types.str;
-                    default = "redis-${name}";
+                    default = redisName name;
                   };
                   group = mkOption {
                     type = types.str;
@@ -203,9 +243,24 @@ let
         };
       };
 
-      # What nixos/modules/system/boot/systemd.nix does with startAt, and the
-      # ensureDBOwnership assertion of services.postgresql.
+      # What nixos/modules/system/boot/systemd.nix does with startAt, and what
+      # services.postgresql does when enabled: the package by stateVersion
+      # with mkDefault, and the ensureDBOwnership assertion.
       config = {
+        services.postgresql.package = lib.mkIf config.services.postgresql.enable (
+          lib.mkDefault (
+            if lib.versionAtLeast config.system.stateVersion "25.11" then
+              pkgs.postgresql_17
+            else if lib.versionAtLeast config.system.stateVersion "24.11" then
+              pkgs.postgresql_16
+            else if lib.versionAtLeast config.system.stateVersion "23.11" then
+              pkgs.postgresql_15
+            else if lib.versionAtLeast config.system.stateVersion "22.05" then
+              pkgs.postgresql_14
+            else
+              pkgs.postgresql_13
+          )
+        );
         systemd.timers = lib.mapAttrs (_: service: {
           wantedBy = [ "timers.target" ];
           timerConfig.OnCalendar = service.startAt;
@@ -217,39 +272,65 @@ let
       };
     };
 
-  eval = lib.evalModules {
-    specialArgs = { inherit pkgs; };
-    modules = [
-      standIns
-      ../module.nix
-      {
-        services.balsam = {
-          enable = true;
-          package = balsamPackage;
-          database.createLocally = true;
-          redis.createLocally = true;
-          workers = 4;
-          openFirewall = true;
-          secretFiles.BALSAM_AUTH_SECRET_KEY = "/run/secrets/balsam-auth-secret-key";
-          environmentFile = "/run/secrets/balsam.env";
-          settings.BALSAM_AUTH_LOGIN_METHODS = [
-            "password"
-            "oauth_device"
-          ];
-          backup = {
-            enable = true;
-            retention.keep = 7;
-            retention.maxAgeDays = 30;
-          };
-        };
-      }
-      config
-    ];
+  evalWith =
+    extra:
+    lib.evalModules {
+      specialArgs = { inherit pkgs; };
+      modules = [
+        standIns
+        ../module.nix
+        host
+        extra
+      ];
+    };
+
+  host = {
+    services.balsam = {
+      enable = true;
+      package = balsamPackage;
+      database.createLocally = true;
+      redis.createLocally = true;
+      workers = 4;
+      openFirewall = true;
+      secretFiles.BALSAM_AUTH_SECRET_KEY = "/run/secrets/balsam-auth-secret-key";
+      environmentFile = "/run/secrets/balsam.env";
+      settings.BALSAM_AUTH_LOGIN_METHODS = [
+        "password"
+        "oauth_device"
+      ];
+      backup = {
+        enable = true;
+        retention.keep = 7;
+        retention.maxAgeDays = 30;
+      };
+    };
   };
 
-  cfg = eval.config;
+  cfg = (evalWith config).config;
 
-  failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) cfg.assertions);
+  failedAssertionsOf = c: map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
+  failedAssertions = failedAssertionsOf cfg;
+
+  # A host installed with an older NixOS keeps the PostgreSQL major version
+  # that services.postgresql chooses by stateVersion (and its data directory).
+  olderHost = (evalWith { system.stateVersion = "24.11"; }).config;
+
+  # unixSocket: only directly in the runtime directory (ProtectSystem=strict).
+  socketIn =
+    path:
+    (evalWith {
+      services.balsam = {
+        unixSocket = path;
+        openFirewall = lib.mkForce false;
+      };
+    }).config;
+  socketOk = socketIn "/run/balsam/balsam.sock";
+  socketElsewhere = socketIn "/run/nginx/balsam.sock";
+
+  # Logging to the journal instead of files, or to a directory the unit
+  # cannot write.
+  journalOnly = (evalWith { services.balsam.settings.BALSAM_LOG_DIR = null; }).config;
+  logsElsewhere = (evalWith { services.balsam.settings.BALSAM_LOG_DIR = "/srv/balsam-logs"; }).config;
 
   # How NixOS writes a unit's [Service] values: lists become repeated keys,
   # booleans yes/no.
@@ -299,13 +380,16 @@ in
     postgresql = {
       inherit (cfg.services.postgresql) enable ensureDatabases ensureUsers;
       package = cfg.services.postgresql.package.name;
+      packageOnA2411Host = olderHost.services.postgresql.package.name;
     };
     redis = cfg.services.redis.servers.balsam;
     firewall = cfg.networking.firewall.allowedTCPPorts;
     balsam-manage = (lib.findFirst (p: p.name == "balsam-manage") null cfg.environment.systemPackages).text;
     tmpfiles = cfg.systemd.tmpfiles.settings;
     users = cfg.users.users;
+    logrotate = cfg.services.logrotate.settings;
     inherit failedAssertions;
+    failedAssertionsWithASocketOutsideRunBalsam = failedAssertionsOf socketElsewhere;
   };
 
   checks =
@@ -363,6 +447,40 @@ in
         timers.balsam-backup.timer.OnCalendar == [ "*-*-* 02:15:00" ]
         && timers.balsam-backup.timer.Persistent == "yes"
         && timers.balsam-backup.wantedBy == [ "timers.target" ]
+      ))
+      (expect "log files in the LogsDirectory, rotated" (
+        env.BALSAM_LOG_DIR == "/var/log/balsam"
+        && b.service.LogsDirectory == "balsam"
+        && cfg.services.logrotate.settings.balsam.files == [ "/var/log/balsam/*.log" ]
+        && cfg.services.logrotate.settings.balsam.su == "balsam balsam"
+        && cfg.services.logrotate.settings.balsam.copytruncate
+      ))
+      (expect "BALSAM_LOG_DIR = null: journal only, no logrotate entry" (
+        !(journalOnly.systemd.services.balsam.environment ? BALSAM_LOG_DIR)
+        && !(journalOnly.services.logrotate.settings ? balsam)
+      ))
+      (expect "BALSAM_LOG_DIR outside /var/log/balsam is refused (not writable under ProtectSystem=strict)" (
+        lib.any (lib.hasPrefix "services.balsam.settings.BALSAM_LOG_DIR must be /var/log/balsam") (
+          failedAssertionsOf logsElsewhere
+        )
+        && failedAssertionsOf journalOnly == [ ]
+      ))
+      (expect "unixSocket in /run/balsam" (
+        failedAssertionsOf socketOk == [ ]
+        && socketOk.systemd.services.balsam.environment.BALSAM_BIND == "unix:/run/balsam/balsam.sock"
+      ))
+      (expect "unixSocket elsewhere is refused (not writable under ProtectSystem=strict)" (
+        lib.any (lib.hasPrefix "services.balsam.unixSocket must be a file directly in /run/balsam") (
+          failedAssertionsOf socketElsewhere
+        )
+      ))
+      (expect "PostgreSQL by stateVersion (26.05 host: 17)" (
+        cfg.services.postgresql.package == pkgs.postgresql_17
+      ))
+      (expect "PostgreSQL by stateVersion (24.11 host keeps 16, and pg_dump matches)" (
+        olderHost.services.postgresql.package == pkgs.postgresql_16
+        && olderHost.systemd.services.balsam-backup.path == [ pkgs.postgresql_16 ]
+        && failedAssertionsOf olderHost == [ ]
       ))
     ];
 }

@@ -1,0 +1,1 @@
+"""Developer tools kept with the project (not part of the installed package)."""
