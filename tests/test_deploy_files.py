@@ -106,6 +106,7 @@ def test_compose_services_are_wired_as_documented() -> None:
         assert service["image"] == "balsam-server:local"
     assert services["backup"]["profiles"] == ["tools"], "backup runs only on demand"
 
+    assert "/readyz" in " ".join(server["healthcheck"]["test"]), "the server is healthy when it is ready"
     published = interpolate(server["ports"], {})
     assert published == ["127.0.0.1:8000:8000"], "by default the API is published on localhost only"
     assert set(compose_file()["volumes"]) == {"pgdata", "backups"}
@@ -147,6 +148,7 @@ def test_compose_environment_is_a_valid_server_configuration(monkeypatch: pytest
     settings.validate_for_serving()
     assert settings.auth.secret_key is not None and settings.auth.secret_key.get_secret_value() == SECRET
     assert settings.redis_params == {"host": "redis", "port": 6379}
+    assert settings.auth.allow_registration is False, "registration is closed unless the operator opens it"
     assert data["services"]["migrate"]["environment"]["BALSAM_DATABASE_URL"] == server_env["BALSAM_DATABASE_URL"]
 
 
@@ -221,7 +223,7 @@ def test_dockerfile_runs_as_non_root_with_gunicorn_cmd() -> None:
     runs = " ".join(rest for keyword, rest in instructions if keyword == "RUN")
     assert 'with_name("gunicorn.conf.example.py")' in runs and "/etc/balsam/gunicorn.conf.py" in runs
     assert "ENV" in keywords and any("SERVER_HOST=0.0.0.0" in rest for k, rest in instructions if k == "ENV")
-    assert "HEALTHCHECK" in keywords and "/healthz" in dict(instructions)["HEALTHCHECK"]
+    assert "HEALTHCHECK" in keywords and "/readyz" in dict(instructions)["HEALTHCHECK"]
 
 
 def test_image_cmd_loads_the_shipped_config_and_app(tmp_path: Path) -> None:
