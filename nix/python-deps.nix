@@ -20,6 +20,7 @@
     "python-multipart"
     "httpx"
     "websockets"
+    "prometheus-client"
   ];
 
   # Test runner and plugins (pytest itself comes with pytestCheckHook in the
