@@ -143,7 +143,7 @@ class OAuthSettings(_Base):
 
 class Settings(_Base):
     model_config = _common_config("BALSAM_")
-    secret_fields = ("database_url",)
+    secret_fields = ("database_url", "metrics_token")
 
     database_url: str = Field(
         "postgresql://postgres@localhost:5432/balsam",
@@ -163,6 +163,20 @@ class Settings(_Base):
     )
     session_expiry_seconds: int = Field(300, gt=0, description="A session with no tick for this long expires.")
     session_sweep_interval_seconds: int = Field(60, gt=0, description="How often the server sweeps expired sessions.")
+    metrics_enabled: bool = Field(
+        False, description="Serve Prometheus metrics at `/metrics` (docs/operations.md). Off: the route does not exist."
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="When set, `/metrics` requires `Authorization: Bearer <token>` (Prometheus: "
+        "`authorization.credentials_file`). Best given as `BALSAM_METRICS_TOKEN_FILE`.",
+    )
+    metrics_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a worker reuses the job and session counts it read from the database for `/metrics`, "
+        "so that frequent scrapes do not repeat the aggregate query.",
+    )
     auth: AuthSettings = Field(default_factory=AuthSettings)
     oauth: OAuthSettings = Field(default_factory=OAuthSettings)
 
@@ -211,6 +225,7 @@ class Settings(_Base):
         data["database_url"] = _redact_url(self.database_url)
         data["auth"]["secret_key"] = "***" if self.auth.secret_key else None
         data["oauth"]["client_secret"] = "***" if self.oauth.client_secret else None
+        data["metrics_token"] = "***" if self.metrics_token else None
         return data
 
 

@@ -84,7 +84,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (sites, apps, jobs, transfers, batch_jobs, sessions, events, subscribe, health, docs):
         app.include_router(module.router)
     docs_assets.mount(app)
+    if settings.metrics_enabled:
+        _install_metrics(app, settings)
     return app
+
+
+def _install_metrics(app: FastAPI, settings: Settings) -> None:
+    from balsam.server.api.routes import metrics
+    from balsam.server.metrics.database import DatabaseCollector
+    from balsam.server.metrics.exposition import build_registry
+    from balsam.server.metrics.requests import RequestMetrics
+
+    app.state.metrics_database = DatabaseCollector(
+        lambda: get_sessionmaker()(),
+        cache_seconds=settings.metrics_cache_seconds,
+        session_expiry_seconds=settings.session_expiry_seconds,
+    )
+    app.state.metrics_registry = build_registry(app.state.metrics_database)
+    app.include_router(metrics.router)
+    app.add_middleware(RequestMetrics, routes=lambda: app.routes)
 
 
 def __getattr__(name: str) -> FastAPI:
