@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Connection, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -188,7 +188,7 @@ class LoginThrottle:
         purge_expired(db, now, self.window)
 
 
-def purge_expired(db: Session, now: datetime, window: timedelta) -> int:
+def purge_expired(db: Session | Connection, now: datetime, window: timedelta) -> int:
     """Delete counters whose window and lock are over (in the caller's transaction); returns how many."""
     result = db.execute(
         delete(Counter)
