@@ -170,10 +170,12 @@ class Job(Base):
         Index("ix_jobs_parent_ids", "parent_ids", postgresql_using="gin"),
         # Acquire scans unlocked jobs of a few apps in a few states.
         Index("ix_jobs_acquirable", "app_id", "state", postgresql_where=text("session_id IS NULL")),
+        # Lookups by app, and the metrics' job counts per (app, state) from the index alone (migration 0005).
+        Index("ix_jobs_app_id_state", "app_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
     session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"), index=True)
     batch_job_id: Mapped[int | None] = mapped_column(ForeignKey("batch_jobs.id", ondelete="SET NULL"), index=True)
     workdir: Mapped[str] = mapped_column(Text)
