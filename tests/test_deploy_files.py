@@ -323,11 +323,26 @@ def test_systemd_units_parse_and_use_real_commands() -> None:
     assert timer["Timer"]["Persistent"] == ["true"] and timer["Timer"]["OnCalendar"]
     assert timer["Install"]["WantedBy"] == ["timers.target"]
 
+    prune = parse_unit(ROOT / "deploy" / "balsam-prune.service")["Service"]
+    prune_timer = parse_unit(ROOT / "deploy" / "balsam-prune.timer")
+    argv = shlex.split(prune["ExecStart"][0])
+    _run_balsam_argv(["balsam", *argv[1:]])
+    assert argv[1:3] == ["server", "prune"] and prune["Type"] == ["oneshot"] and prune["User"] == ["balsam"]
+    for key, value in HARDENING.items():
+        assert prune.get(key) == [value], f"{key}={value}"
+    assert prune_timer["Timer"]["Unit"] == ["balsam-prune.service"] and prune_timer["Timer"]["Persistent"] == ["true"]
+
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
     bindir = str(Path(sys.executable).parent)
-    for name in ("balsam.service", "balsam-backup.service", "balsam-backup.timer"):
+    for name in (
+        "balsam.service",
+        "balsam-backup.service",
+        "balsam-backup.timer",
+        "balsam-prune.service",
+        "balsam-prune.timer",
+    ):
         text = (ROOT / "deploy" / name).read_text().replace("/opt/balsam/venv/bin", bindir)
         (tmp_path / name).write_text(text)
     result = subprocess.run(
