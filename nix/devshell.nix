@@ -13,7 +13,11 @@
 let
   deps = import ./python-deps.nix;
   pythonEnv = python3.withPackages (
-    ps: map (name: ps.${name}) (deps.runtime ++ deps.check ++ deps.devPython ++ deps.build)
+    ps:
+    let
+      local = import ./python-local.nix ps;
+    in
+    map (name: ps.${name} or local.${name}) (deps.runtime ++ deps.check ++ deps.devPython ++ deps.build)
   );
   # The `balsam` console script, run from the work tree.
   balsamFromTree = writeShellScriptBin "balsam" ''

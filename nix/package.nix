@@ -24,7 +24,9 @@ let
   checkToolsByName = { inherit postgresql_17 valkey; };
   pyproject = lib.importTOML ../pyproject.toml;
   ps = python3.pkgs;
-  pick = map (name: ps.${name});
+  # nixpkgs' package when it has one, else the one built here.
+  local = import ./python-local.nix ps;
+  pick = map (name: ps.${name} or local.${name});
 in
 ps.buildPythonApplication {
   pname = "balsam-service";

@@ -21,6 +21,8 @@
     "httpx"
     "websockets"
     "prometheus-client"
+    # Not in nixpkgs 26.05: built by ./fastapi-offline.nix (./python-local.nix).
+    "fastapi-offline"
   ];
 
   # Test runner and plugins (pytest itself comes with pytestCheckHook in the

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,8 +25,13 @@ for _name in list(os.environ):
 
 
 @pytest.fixture(scope="session")
-def servers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("servers")
+def servers_dir() -> Iterator[Path]:
+    # Not under pytest's basetemp: run as root, PostgreSQL runs as an unprivileged user that must traverse the
+    # path, and every new pytest session on the machine strips other users' access from /tmp/pytest-of-<user>.
+    path = Path(tempfile.mkdtemp(prefix="balsam-test-servers-"))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -29,6 +30,14 @@ def _start(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # like a terminal: Ctrl-C goes to this process group
         )
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """After a failure: SIGKILL the dev server's whole process group, so no gunicorn or database outlives the test."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], log: Path, runs: int) -> str:
@@ -86,8 +95,7 @@ def test_dev_server_persists_data_and_stops_every_child(tmp_path: Path) -> None:
         os.killpg(first.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         assert first.wait(120) == 0
     finally:
-        if first.poll() is None:
-            first.kill()
+        _kill_group(first)
     _assert_all_gone(pids)
     assert (data_dir / "secret_key").stat().st_mode & 0o077 == 0
     assert "stopped" in log.read_text()
@@ -116,6 +124,5 @@ def test_dev_server_persists_data_and_stops_every_child(tmp_path: Path) -> None:
         second.terminate()  # SIGTERM to the dev process alone, as a service manager would
         assert second.wait(120) == 0
     finally:
-        if second.poll() is None:
-            second.kill()
+        _kill_group(second)
     _assert_all_gone(pids)

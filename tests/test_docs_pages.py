@@ -20,7 +20,7 @@ def _linked_urls(html: str) -> list[str]:
     return re.findall(r"""(?:href|src)=["']([^"']+)["']""", html)
 
 
-# The Nix package has no fastapi-offline (nixpkgs lacks it): there only the fallback applies.
+# A dependency everywhere (the flake builds it, nix/fastapi-offline.nix); the skip only guards partial installs.
 needs_bundle = pytest.mark.skipif(
     importlib.util.find_spec("fastapi_offline") is None, reason="fastapi-offline is not installed: pages use the CDN"
 )
@@ -28,7 +28,7 @@ needs_bundle = pytest.mark.skipif(
 
 @pytest.fixture
 def without_fastapi_offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """As if fastapi-offline were not installed (the Nix package): importing it fails."""
+    """As if fastapi-offline were not installed: importing it fails."""
     monkeypatch.setitem(sys.modules, "fastapi_offline", None)
     docs_assets.bundled_assets.cache_clear()
     yield

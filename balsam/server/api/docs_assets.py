@@ -7,8 +7,8 @@ serve its files under ASSETS_PATH and render the pages with FastAPI's public `ge
 `get_redoc_html` (balsam.server.api.routes.docs). Only the files are used: the package's `FastAPIOffline()`
 would take over building the app.
 
-Without the package (nixpkgs has none yet, so the Nix package lacks it) the pages fall back to FastAPI's CDN
-URLs, and the server says so in its log.
+It is a dependency (nixpkgs has no package of it yet, so the flake builds one: nix/fastapi-offline.nix). Should
+it be missing anyway, the pages fall back to FastAPI's CDN URLs, and the server says so in its log.
 """
 
 from __future__ import annotations

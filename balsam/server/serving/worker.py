@@ -24,8 +24,26 @@ from uvicorn_worker import UvicornWorker
 STOCK_WORKER = "uvicorn_worker.UvicornWorker"
 
 
+def request_waiting(transport: Any) -> bool:
+    """Whether bytes from the client wait unread on the connection's socket (peeked, not consumed)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    # asyncio's socket wrapper refuses recv(); a duplicate of the descriptor reads the same kernel buffer.
+    with socket.fromfd(sock.fileno(), sock.family, sock.type) as dup:
+        try:
+            return bool(dup.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except OSError:  # nothing waiting (EAGAIN), or the connection is gone
+            return False
+
+
 class DrainingH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol with a shutdown that does not make clients fail requests.
+    """uvicorn's HTTP/1.1 protocol that closes keep-alive connections without dropping requests.
+
+    In normal operation: when the keep-alive timer fires, a request may already have arrived that the event
+    loop has not read yet (it polled the socket earlier in the same iteration; the busier the machine, the
+    wider that gap). Stock uvicorn closes the connection anyway and the request is lost; here a waiting request
+    keeps the connection open and is served (`timeout_keep_alive_handler`).
 
     When a worker starts shutting down, stock uvicorn closes idle keep-alive connections at once and closes
     busy ones right after their response, without telling the client. A client that sends its next request on
@@ -42,6 +60,13 @@ class DrainingH11Protocol(H11Protocol):
     # Set in a worker process when its server starts shutting down (`DrainingServer`); it then applies to
     # every connection, including one accepted while the shutdown began.
     worker_draining: ClassVar[bool] = False
+
+    def timeout_keep_alive_handler(self) -> None:
+        if request_waiting(self.transport):
+            # data_received runs next: it serves the request and re-arms the keep-alive afterwards.
+            self.timeout_keep_alive_task = None
+            return
+        super().timeout_keep_alive_handler()
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
