@@ -120,29 +120,28 @@ def serving_worker(server_port: int, client_port: int, worker_pids: set[int]) ->
     return None
 
 
-def one_connection_per_worker(server: Gunicorn, workers: int, attempts: int = 60) -> list[http.client.HTTPConnection]:
+def one_connection_per_worker(
+    server: Gunicorn, workers: int, timeout: float = 180.0
+) -> list[http.client.HTTPConnection]:
     """Keep-alive connections to `server`, one served by each of its `workers` worker processes (start the
-    server with a long `GUNICORN_KEEPALIVE` if the test leaves them idle)."""
+    server with a long `GUNICORN_KEEPALIVE` if the test leaves them idle). Waits for workers that are still
+    booting: gunicorn answers as soon as one worker is up."""
     from tests.ops_helpers import descendants
 
     port = int(server.base_url.rsplit(":", 1)[1])
-    pids = descendants(server.process.pid)
     found: dict[int, http.client.HTTPConnection] = {}
-    spare: list[http.client.HTTPConnection] = []
-    for _ in range(attempts):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    deadline = time.monotonic() + timeout
+    while len(found) < workers:
+        assert time.monotonic() < deadline, f"connections landed on {len(found)} of {workers} workers"
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         conn.request("GET", "/healthz")  # the worker has accepted the connection once it answers
         conn.getresponse().read()
-        pid = serving_worker(port, conn.sock.getsockname()[1], pids)
+        pid = serving_worker(port, conn.sock.getsockname()[1], descendants(server.process.pid))
         if pid is not None and pid not in found:
             found[pid] = conn
         else:
-            spare.append(conn)
-        if len(found) == workers:
-            break
-    for conn in spare:
-        conn.close()
-    assert len(found) == workers, f"connections landed on {len(found)} of {workers} workers"
+            conn.close()
+            time.sleep(0.2)
     return list(found.values())
 
 
