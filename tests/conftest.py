@@ -82,6 +82,8 @@ def server_env(database_url: str, redis_params: dict[str, str]) -> Iterator[dict
         "BALSAM_AUTH_SECRET_KEY": TEST_SECRET,
         "BALSAM_REDIS_PARAMS": json.dumps(redis_params),
         "BALSAM_LOG_LEVEL": "WARNING",
+        # Production's default is off; the tests create their users through the API, as upstream's tests do.
+        "BALSAM_AUTH_ALLOW_REGISTRATION": "true",
     }
     saved = dict(os.environ)
     os.environ.update(env)

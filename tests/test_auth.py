@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -18,6 +19,7 @@ from sqlalchemy import Engine
 
 from tests.conftest import TEST_SECRET
 from tests.oauth_provider import Provider, oauth_provider
+from tests.ops_helpers import run_cli
 
 
 def test_auth_how_lists_enabled_methods(app_factory: Callable[..., TestClient]) -> None:
@@ -32,6 +34,28 @@ def test_disabled_method_routes_do_not_exist(app_factory: Callable[..., TestClie
     assert oauth_only.post("/auth/password/login", data={"username": "a", "password": "b"}).status_code == 404
     password_only = app_factory(BALSAM_AUTH_LOGIN_METHODS='["password"]')
     assert password_only.post("/auth/device/login", data={"client_id": str(uuid.uuid4())}).status_code == 404
+
+
+def test_registration_off_is_403_and_accounts_come_from_the_cli(
+    app_factory: Callable[..., TestClient], database_url: str
+) -> None:
+    closed = app_factory(BALSAM_AUTH_ALLOW_REGISTRATION="false")
+    resp = closed.post("/auth/password/register", json={"username": "mallory", "password": "pw"})
+    assert resp.status_code == 403
+    assert "closed" in resp.json()["detail"] and "balsam server user add" in resp.json()["detail"]
+    assert closed.post("/auth/password/login", data={"username": "mallory", "password": "pw"}).status_code == 401
+
+    added = run_cli("user", "add", "carol", env={"BALSAM_DATABASE_URL": database_url, "BALSAM_NEW_PASSWORD": "pw-c"})
+    assert added.returncode == 0, added.stderr
+    assert closed.post("/auth/password/login", data={"username": "carol", "password": "pw-c"}).status_code == 200
+
+
+def test_registration_is_off_by_default(app_factory: Callable[..., TestClient]) -> None:
+    os.environ.pop("BALSAM_AUTH_ALLOW_REGISTRATION", None)
+    default = app_factory()
+    assert default.post("/auth/password/register", json={"username": "x", "password": "y"}).status_code == 403
+    opened = app_factory(BALSAM_AUTH_ALLOW_REGISTRATION="true")
+    assert opened.post("/auth/password/register", json={"username": "x", "password": "y"}).status_code == 201
 
 
 def test_register_login_me(client: TestClient) -> None:

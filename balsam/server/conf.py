@@ -107,6 +107,29 @@ class AuthSettings(_Base):
         default_factory=lambda: [LoginMethod.password],
         description='Enabled login methods, a JSON list, e.g. ["password", "oauth_device"].',
     )
+    allow_registration: bool = Field(
+        False,
+        description="Let anyone who reaches the server create a password account with `POST /auth/password/register`. "
+        "Off: that route answers 403, and accounts come from `balsam server user add` or OAuth. "
+        "`balsam server dev` turns it on.",
+    )
+    login_failures_per_user: int = Field(
+        10,
+        ge=0,
+        description="Distinct wrong passwords one username may get within `BALSAM_AUTH_LOGIN_FAILURE_WINDOW`; "
+        "then its password logins are refused (401 with Retry-After, no hashing) until that window ends. "
+        "A password that already failed counts once however often it is re-sent. 0: no limit.",
+    )
+    login_failures_per_address: int = Field(
+        100,
+        ge=0,
+        description="Distinct (username, password) failures one client address (for IPv6, its /64) may cause within "
+        "the window before its password logins are refused. Behind a proxy, set `FORWARDED_ALLOW_IPS` so that this "
+        "is the client's address. 0: no limit.",
+    )
+    login_failure_window: int = Field(
+        900, gt=0, description="Seconds of the login throttling window, counted from the first failure in it."
+    )
 
     @field_validator("algorithm")
     @classmethod
@@ -132,7 +155,7 @@ class OAuthSettings(_Base):
 
 class Settings(_Base):
     model_config = _common_config("BALSAM_")
-    secret_fields = ("database_url",)
+    secret_fields = ("database_url", "metrics_token")
 
     database_url: str = Field(
         "postgresql://postgres@localhost:5432/balsam",
@@ -172,6 +195,20 @@ class Settings(_Base):
     )
     session_expiry_seconds: int = Field(300, gt=0, description="A session with no tick for this long expires.")
     session_sweep_interval_seconds: int = Field(60, gt=0, description="How often the server sweeps expired sessions.")
+    metrics_enabled: bool = Field(
+        False, description="Serve Prometheus metrics at `/metrics` (docs/operations.md). Off: the route does not exist."
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="When set, `/metrics` requires `Authorization: Bearer <token>` (Prometheus: "
+        "`authorization.credentials_file`). Best given as `BALSAM_METRICS_TOKEN_FILE`.",
+    )
+    metrics_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a worker reuses the job and session counts it read from the database for `/metrics`, "
+        "so that frequent scrapes do not repeat the aggregate query.",
+    )
     auth: AuthSettings = Field(default_factory=AuthSettings)
     oauth: OAuthSettings = Field(default_factory=OAuthSettings)
 
@@ -228,6 +265,7 @@ class Settings(_Base):
         data["database_url"] = _redact_url(self.database_url)
         data["auth"]["secret_key"] = "***" if self.auth.secret_key else None
         data["oauth"]["client_secret"] = "***" if self.oauth.client_secret else None
+        data["metrics_token"] = "***" if self.metrics_token else None
         return data
 
 

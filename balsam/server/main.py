@@ -27,6 +27,7 @@ from balsam.server.api.routes import (
     subscribe,
     transfers,
 )
+from balsam.server.auth.throttle import LoginThrottle
 from balsam.server.conf import LoginMethod, Settings, get_settings, settings_as_json
 from balsam.server.db.engine import get_sessionmaker
 from balsam.server.logging_setup import configure_logging
@@ -87,13 +88,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     methods = set(settings.auth.login_methods)
     if LoginMethod.password in methods:
+        app.state.login_throttle = LoginThrottle(settings.auth, settings.secret_key().encode())
         app.include_router(auth_password.router)
     if methods & {LoginMethod.oauth_device, LoginMethod.oauth_authcode}:
         app.include_router(auth_oauth.router)
     for module in (sites, apps, jobs, transfers, batch_jobs, sessions, events, subscribe, health, docs):
         app.include_router(module.router)
     docs_assets.mount(app)
+    if settings.metrics_enabled:
+        _install_metrics(app, settings)
     return app
+
+
+def _install_metrics(app: FastAPI, settings: Settings) -> None:
+    from balsam.server.api.routes import metrics
+    from balsam.server.metrics.database import DatabaseCollector
+    from balsam.server.metrics.exposition import build_registry
+    from balsam.server.metrics.requests import RequestMetrics
+
+    app.state.metrics_database = DatabaseCollector(
+        lambda: get_sessionmaker()(),
+        cache_seconds=settings.metrics_cache_seconds,
+        session_expiry_seconds=settings.session_expiry_seconds,
+    )
+    app.state.metrics_registry = build_registry(app.state.metrics_database)
+    app.include_router(metrics.router)
+    app.add_middleware(RequestMetrics, routes=lambda: app.routes)
 
 
 def __getattr__(name: str) -> FastAPI:

@@ -60,6 +60,7 @@ class LeaseOutcome:
 
     expired: ExpiryResult | None = None
     jobs_json: str = "[]"
+    acquired: int = 0  # jobs in `jobs_json`
 
 
 def _int_array(values: Sequence[int]) -> Any:
@@ -319,7 +320,7 @@ def acquire(
         )
     reply_order = _cte_order(acquired, spec.sort_by == SORT_LONG_LARGE_FIRST) if mpi else [acquired.c.id]
     rows = db.execute(select(acquired.c.job).order_by(*reply_order)).scalars().all()
-    return LeaseOutcome(jobs_json=json_array(rows))
+    return LeaseOutcome(jobs_json=json_array(rows), acquired=len(rows))
 
 
 def _sort_columns(jobs: Any) -> list[Any]:

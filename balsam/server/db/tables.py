@@ -83,6 +83,21 @@ class AuthState(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, server_default=_NOW)
 
 
+class LoginThrottle(Base):
+    """Recent failed password logins per username (`user:<name>`) and per client address (`addr:<ip>`), shared
+    by every worker and host (balsam.server.auth.throttle). UNLOGGED: the counters are worth nothing after a
+    crash (PostgreSQL empties the table then), so they skip the write-ahead log."""
+
+    __tablename__ = "login_throttle"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime)
+    # Short keyed digests of the distinct (username, password) pairs that failed in this window.
+    fingerprints: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+
+
 class Site(Base):
     __tablename__ = "sites"
     __table_args__ = (UniqueConstraint("owner_id", "name"),)
@@ -239,6 +254,7 @@ __all__ = [
     "Job",
     "JobLease",
     "LogEvent",
+    "LoginThrottle",
     "Session",
     "Site",
     "TransferItem",

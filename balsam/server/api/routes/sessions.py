@@ -13,6 +13,7 @@ from balsam.server.api.deps import CurrentUser, DbDep, PublisherDep, SettingsDep
 from balsam.server.api.errors import NotFound
 from balsam.server.crud import sessions
 from balsam.server.crud.transactions import run_write
+from balsam.server.metrics.counters import JOBS_ACQUIRED
 from balsam.server.schemas.common import LookupId, Page
 from balsam.server.schemas.jobs import JobOut
 from balsam.server.schemas.sessions import SessionAcquire, SessionCreate, SessionOut
@@ -54,6 +55,7 @@ def acquire_jobs(
     if outcome.expired is not None:
         publish_expiry(publisher, outcome.expired)
         raise NotFound()
+    JOBS_ACQUIRED.inc(outcome.acquired)  # after the commit
     # The JSON is built by PostgreSQL (crud.job_json); skip re-validating it through JobOut.
     return Response(content=outcome.jobs_json, media_type="application/json")
 
