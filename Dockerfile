@@ -36,7 +36,8 @@ WORKDIR /srv/balsam
 ENV SERVER_HOST=0.0.0.0 \
     SERVER_PORT=8000
 EXPOSE 8000
+# Readiness, not mere liveness: healthy once the database answers and its schema is the one this image ships.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('SERVER_PORT', '8000'), timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('SERVER_PORT', '8000'), timeout=4)"]
 # `docker kill -s HUP <container>` reloads code and config without dropping requests (docs/upgrade.md).
 CMD ["gunicorn", "-c", "/etc/balsam/gunicorn.conf.py", "balsam.server.main:app"]

@@ -10,7 +10,7 @@ from balsam.server.cli import main as server_main
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in {"-h", "--help"}:
-        print("usage: balsam server {migrate,user,backup,restore,dev} ...\n\nBalsam service administration.")
+        print("usage: balsam server {migrate,user,backup,restore,prune,dev} ...\n\nBalsam service administration.")
         return 0 if args else 2
     if args[0] != "server":
         print(

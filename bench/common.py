@@ -54,7 +54,7 @@ def machine_line() -> str:
 
 
 @contextmanager
-def bench_server(workers: int) -> Iterator[BenchServer]:
+def bench_server(workers: int, extra_env: dict[str, str] | None = None) -> Iterator[BenchServer]:
     with tempfile.TemporaryDirectory(prefix="balsam-bench-") as tmp, database(Path(tmp)) as url:
         upgrade(url)
         env = {
@@ -62,6 +62,7 @@ def bench_server(workers: int) -> Iterator[BenchServer]:
             "BALSAM_AUTH_SECRET_KEY": uuid.uuid4().hex,
             "BALSAM_LOG_LEVEL": "WARNING",
             "GUNICORN_KEEPALIVE": "30",
+            **(extra_env or {}),
         }
         os.environ.pop("BALSAM_REDIS_PARAMS", None)
         with gunicorn(env, Path(tmp), workers=workers, extra_args=["--access-logfile", "/dev/null"]) as server:

@@ -2,7 +2,8 @@
 #
 # Runs the Balsam service under gunicorn (uvicorn workers) as the fixed system
 # user `balsam`, optionally with a local PostgreSQL (peer authentication over
-# /run/postgresql), a local Redis (unix socket) and a pg_dump backup timer.
+# /run/postgresql), a local Redis (unix socket), a pg_dump backup timer and a
+# retention (prune) timer.
 #
 # The pure parts (settings -> environment, bind string, credentials, backup
 # arguments) live in ./lib/default.nix and are unit-tested by
@@ -53,6 +54,17 @@ let
     ++ balsamLib.backupArgs {
       inherit (cfg.backup) directory;
       inherit (cfg.backup.retention) keep maxAgeDays;
+    }
+  );
+
+  pruneCommand = balsamLib.systemdCommand (
+    [
+      exe
+      "server"
+      "prune"
+    ]
+    ++ balsamLib.pruneArgs {
+      inherit (cfg.prune) eventsOlderThanDays jobsOlderThanDays jobStates;
     }
   );
 
@@ -246,6 +258,16 @@ in
             default = "INFO";
             description = "Log level of the server.";
           };
+          BALSAM_AUTH_ALLOW_REGISTRATION = lib.mkOption {
+            type = lib.types.bool;
+            default = false;
+            description = ''
+              Let anyone who reaches the server create a password account
+              with `POST /auth/password/register`. Off, that route answers
+              403 and accounts come from `balsam-manage server user add
+              NAME` (or OAuth).
+            '';
+          };
           BALSAM_LOG_DIR = lib.mkOption {
             type = lib.types.nullOr lib.types.str;
             default = logsDir;
@@ -360,6 +382,66 @@ in
         description = "PostgreSQL package whose `pg_dump` the backup uses; its major version must not be older than the server's.";
       };
     };
+
+    metrics = {
+      enable = lib.mkEnableOption ''
+        Prometheus metrics at `/metrics` (`BALSAM_METRICS_ENABLED`), summed
+        over the gunicorn workers; the workers' metric files live in the
+        runtime directory'';
+
+      tokenFile = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "/run/secrets/balsam-metrics-token";
+        description = ''
+          File holding a bearer token that `/metrics` then requires
+          (`BALSAM_METRICS_TOKEN`, passed as a credential like
+          {option}`services.balsam.secretFiles`). Give Prometheus the same
+          token (`authorization.credentials_file`). `null`: no token, so keep
+          the port reachable by Prometheus only.
+        '';
+      };
+    };
+
+    prune = {
+      enable = lib.mkEnableOption "periodic retention with `balsam server prune` (old job events, optionally old finished jobs)";
+
+      startAt = lib.mkOption {
+        type = with lib.types; either str (listOf str);
+        default = "*-*-* 03:30:00";
+        example = "weekly";
+        description = "When to prune, in {manpage}`systemd.time(7)` calendar syntax.";
+      };
+
+      eventsOlderThanDays = lib.mkOption {
+        type = lib.types.ints.positive;
+        default = 90;
+        description = "Delete job state events (`log_events`) older than this many days.";
+      };
+
+      jobsOlderThanDays = lib.mkOption {
+        type = lib.types.nullOr lib.types.ints.positive;
+        default = null;
+        example = 180;
+        description = ''
+          Also delete jobs in {option}`services.balsam.prune.jobStates` whose
+          last change is older than this many days, with their events and
+          transfer items (a job that a child still awaits is kept). `null`:
+          jobs are never deleted.
+        '';
+      };
+
+      jobStates = lib.mkOption {
+        type = lib.types.nonEmptyListOf (
+          lib.types.enum [
+            "JOB_FINISHED"
+            "FAILED"
+          ]
+        );
+        default = [ "JOB_FINISHED" ];
+        description = "States of the jobs that {option}`services.balsam.prune.jobsOlderThanDays` deletes.";
+      };
+    };
   };
 
   config = lib.mkIf cfg.enable (
@@ -471,6 +553,13 @@ in
         };
       }
 
+      (lib.mkIf cfg.metrics.enable {
+        services.balsam.settings.BALSAM_METRICS_ENABLED = true;
+        services.balsam.secretFiles = lib.mkIf (cfg.metrics.tokenFile != null) {
+          BALSAM_METRICS_TOKEN = cfg.metrics.tokenFile;
+        };
+      })
+
       (lib.mkIf cfg.database.createLocally {
         services.balsam.settings.BALSAM_DATABASE_URL = lib.mkDefault (
           balsamLib.localDatabaseUrl { inherit user; }
@@ -531,6 +620,25 @@ in
 
         # Catch up on a run missed while the machine was off.
         systemd.timers.balsam-backup.timerConfig.Persistent = true;
+      })
+
+      (lib.mkIf cfg.prune.enable {
+        # Short batches that skip rows the API holds: safe while it serves.
+        systemd.services.balsam-prune = {
+          description = "Balsam retention (balsam server prune)";
+          after = dbUnits ++ [ "balsam.service" ];
+          requires = dbUnits;
+          startAt = cfg.prune.startAt;
+          inherit environment;
+          serviceConfig = hardening // commonServiceConfig // {
+            Type = "oneshot";
+            ExecStart = pruneCommand;
+            PrivateNetwork = cfg.database.createLocally;
+            Nice = 10;
+            IOSchedulingClass = "idle";
+          };
+        };
+        systemd.timers.balsam-prune.timerConfig.Persistent = true;
       })
     ]
   );

@@ -15,12 +15,15 @@
     "gunicorn"
     "uvicorn"
     "uvicorn-worker"
+    "httptools"
+    "uvloop"
     "pyjwt"
     "argon2-cffi"
     "python-multipart"
     "httpx"
     "websockets"
     "jinja2"
+    "prometheus-client"
     # Not in nixpkgs 26.05: built by ./fastapi-offline.nix (./python-local.nix).
     "fastapi-offline"
   ];

@@ -1,6 +1,7 @@
 # NixOS VM test (pkgs.testers.runNixOSTest): boots a machine with
-# services.balsam (local PostgreSQL and Redis, backup timer), then drives the
-# HTTP API with curl, runs a backup and reloads gunicorn.
+# services.balsam (local PostgreSQL and Redis, backup and prune timers,
+# metrics with a token), then drives the HTTP API with curl, runs a backup and
+# a prune, and reloads gunicorn.
 {
   pkgs,
   module,
@@ -11,6 +12,7 @@ let
   # Test-only secret; a real deployment points secretFiles at a file outside
   # the Nix store (e.g. /run/secrets/...).
   secretKey = pkgs.writeText "balsam-vm-test-secret-key" "vm-test-secret-key-0123456789abcdef";
+  metricsToken = pkgs.writeText "balsam-vm-test-metrics-token" "vm-test-metrics-token";
 in
 pkgs.testers.runNixOSTest {
   name = "balsam-service";
@@ -31,6 +33,14 @@ pkgs.testers.runNixOSTest {
         backup = {
           enable = true;
           retention.keep = 3;
+        };
+        metrics = {
+          enable = true;
+          tokenFile = "${metricsToken}";
+        };
+        prune = {
+          enable = true;
+          jobsOlderThanDays = 30;
         };
       };
 
@@ -59,14 +69,16 @@ pkgs.testers.runNixOSTest {
         machine.wait_for_open_port(${toString port})
         machine.wait_until_succeeds(f"curl --fail --silent {base}/healthz")
         machine.succeed("runuser -u balsam -- psql -d balsam -tAc 'SELECT version_num FROM alembic_version' | grep .")
+        ready = curl_json(f"{base}/readyz")
+        assert ready["status"] == "ready" and ready["schema"] == ready["expected_schema"], ready
 
-    with subtest("register, log in and create a site"):
-        user = curl_json(
-            f"-X POST -H 'Content-Type: application/json' "
-            f"-d '{{\"username\": \"alice\", \"password\": \"vm-test-password\"}}' "
-            f"{base}/auth/password/register"
+    with subtest("registration is closed; an account from the CLI logs in and creates a site"):
+        status = machine.succeed(
+            f"curl --silent --output /dev/null --write-out '%{{http_code}}' -X POST -H 'Content-Type: application/json' "
+            f"-d '{{\"username\": \"mallory\", \"password\": \"x\"}}' {base}/auth/password/register"
         )
-        assert user["username"] == "alice", user
+        assert status.strip() == "403", status
+        machine.succeed("echo vm-test-password | balsam-manage server user add alice --password-stdin")
         token = curl_json(
             f"-X POST --data-urlencode username=alice --data-urlencode password=vm-test-password "
             f"{base}/auth/password/login"
@@ -98,6 +110,19 @@ pkgs.testers.runNixOSTest {
         dumps = machine.succeed("find /var/lib/balsam/backups -type f -name 'balsam-*.dump' -size +0 -print").split()
         assert dumps, "no dump in /var/lib/balsam/backups"
         machine.succeed(f"runuser -u balsam -- pg_restore --list {dumps[0]} | grep -i 'TABLE DATA'")
+
+    with subtest("metrics need the token and count every worker"):
+        machine.fail(f"curl --fail --silent {base}/metrics")
+        metrics = machine.succeed(
+            f"curl --fail --silent -H 'Authorization: Bearer vm-test-metrics-token' {base}/metrics"
+        )
+        assert "balsam_http_requests_total" in metrics and "balsam_jobs" in metrics, metrics[:2000]
+        machine.succeed("ls /run/balsam/balsam-metrics-*/counter_*.db")
+
+    with subtest("prune timer is scheduled and the prune service runs"):
+        machine.succeed("systemctl list-timers --all | grep balsam-prune.timer")
+        machine.succeed("systemctl start balsam-prune.service")
+        machine.succeed("journalctl -u balsam-prune.service | grep 'deleted 0 jobs'")
 
     with subtest("reload sends HUP to gunicorn and the service keeps serving"):
         pid_before = machine.succeed("systemctl show -P MainPID balsam.service").strip()

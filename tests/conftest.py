@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,8 +26,13 @@ for _name in list(os.environ):
 
 
 @pytest.fixture(scope="session")
-def servers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("servers")
+def servers_dir() -> Iterator[Path]:
+    # Not under pytest's basetemp: run as root, PostgreSQL runs as an unprivileged user that must traverse the
+    # path, and every new pytest session on the machine strips other users' access from /tmp/pytest-of-<user>.
+    path = Path(tempfile.mkdtemp(prefix="balsam-test-servers-"))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -76,6 +83,8 @@ def server_env(database_url: str, redis_params: dict[str, str]) -> Iterator[dict
         "BALSAM_AUTH_SECRET_KEY": TEST_SECRET,
         "BALSAM_REDIS_PARAMS": json.dumps(redis_params),
         "BALSAM_LOG_LEVEL": "WARNING",
+        # Production's default is off; the tests create their users through the API, as upstream's tests do.
+        "BALSAM_AUTH_ALLOW_REGISTRATION": "true",
     }
     saved = dict(os.environ)
     os.environ.update(env)

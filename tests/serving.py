@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import os
 import signal
 import socket
@@ -54,12 +56,19 @@ def wait_healthy(base_url: str, timeout: float = 60.0, proc: subprocess.Popen[by
 
 @contextmanager
 def gunicorn(
-    env: dict[str, str], workdir: Path, workers: int = 2, extra_args: list[str] | None = None
+    env: dict[str, str],
+    workdir: Path,
+    workers: int = 2,
+    extra_args: list[str] | None = None,
+    boot_timeout: float = 120.0,
 ) -> Iterator[Gunicorn]:
     """Run `gunicorn -c gunicorn.conf.example.py balsam.server.main:app` with `env` on a free port."""
     port = free_port()
     full_env = {
         **os.environ,
+        # Tests (and the published client's suites) register their users through the API; production's
+        # default is off, so turn it on unless the test says otherwise.
+        "BALSAM_AUTH_ALLOW_REGISTRATION": "true",
         **env,
         "SERVER_HOST": "127.0.0.1",
         "SERVER_PORT": str(port),
@@ -77,7 +86,7 @@ def gunicorn(
     base_url = f"http://127.0.0.1:{port}"
     server = Gunicorn(proc, base_url, log_path)
     try:
-        wait_healthy(base_url, proc=proc)
+        wait_healthy(base_url, timeout=boot_timeout, proc=proc)
         yield server
     except Exception:
         print(server.log()[-4000:])
@@ -90,6 +99,54 @@ def gunicorn(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def serving_worker(server_port: int, client_port: int, worker_pids: set[int]) -> int | None:
+    """The worker process that holds the server side of the TCP connection from `client_port` (from /proc)."""
+    wanted = f":{server_port:04X}", f":{client_port:04X}"
+    inode = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            for line in handle.readlines()[1:]:
+                fields = line.split()
+                if fields[1].endswith(wanted[0]) and fields[2].endswith(wanted[1]):
+                    inode = fields[9]
+    if inode is None:
+        return None
+    for pid in worker_pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                        return pid
+        except OSError:
+            continue
+    return None
+
+
+def one_connection_per_worker(
+    server: Gunicorn, workers: int, timeout: float = 180.0
+) -> list[http.client.HTTPConnection]:
+    """Keep-alive connections to `server`, one served by each of its `workers` worker processes (start the
+    server with a long `GUNICORN_KEEPALIVE` if the test leaves them idle). Waits for workers that are still
+    booting: gunicorn answers as soon as one worker is up."""
+    from tests.ops_helpers import descendants
+
+    port = int(server.base_url.rsplit(":", 1)[1])
+    found: dict[int, http.client.HTTPConnection] = {}
+    deadline = time.monotonic() + timeout
+    while len(found) < workers:
+        assert time.monotonic() < deadline, f"connections landed on {len(found)} of {workers} workers"
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("GET", "/healthz")  # the worker has accepted the connection once it answers
+        conn.getresponse().read()
+        pid = serving_worker(port, conn.sock.getsockname()[1], descendants(server.process.pid))
+        if pid is not None and pid not in found:
+            found[pid] = conn
+        else:
+            conn.close()
+            time.sleep(0.2)
+    return list(found.values())
 
 
 class Load:

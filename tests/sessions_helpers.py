@@ -74,7 +74,7 @@ def set_batch_job_state(engine: Engine, batch_job_id: int, state: str) -> None:
 
 
 def job_rows(engine: Engine, ids: list[int] | None = None) -> dict[int, dict[str, Any]]:
-    query = select(Job.__table__)
+    query = select(*Job.__table__.c, Job.session_id)  # the lease lives in job_leases
     if ids is not None:
         query = query.where(Job.id.in_(ids))
     with engine.connect() as conn:

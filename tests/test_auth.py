@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -17,6 +19,7 @@ from sqlalchemy import Engine
 
 from tests.conftest import TEST_SECRET
 from tests.oauth_provider import Provider, oauth_provider
+from tests.ops_helpers import run_cli
 
 
 def test_auth_how_lists_enabled_methods(app_factory: Callable[..., TestClient]) -> None:
@@ -31,6 +34,28 @@ def test_disabled_method_routes_do_not_exist(app_factory: Callable[..., TestClie
     assert oauth_only.post("/auth/password/login", data={"username": "a", "password": "b"}).status_code == 404
     password_only = app_factory(BALSAM_AUTH_LOGIN_METHODS='["password"]')
     assert password_only.post("/auth/device/login", data={"client_id": str(uuid.uuid4())}).status_code == 404
+
+
+def test_registration_off_is_403_and_accounts_come_from_the_cli(
+    app_factory: Callable[..., TestClient], database_url: str
+) -> None:
+    closed = app_factory(BALSAM_AUTH_ALLOW_REGISTRATION="false")
+    resp = closed.post("/auth/password/register", json={"username": "mallory", "password": "pw"})
+    assert resp.status_code == 403
+    assert "closed" in resp.json()["detail"] and "balsam server user add" in resp.json()["detail"]
+    assert closed.post("/auth/password/login", data={"username": "mallory", "password": "pw"}).status_code == 401
+
+    added = run_cli("user", "add", "carol", env={"BALSAM_DATABASE_URL": database_url, "BALSAM_NEW_PASSWORD": "pw-c"})
+    assert added.returncode == 0, added.stderr
+    assert closed.post("/auth/password/login", data={"username": "carol", "password": "pw-c"}).status_code == 200
+
+
+def test_registration_is_off_by_default(app_factory: Callable[..., TestClient]) -> None:
+    os.environ.pop("BALSAM_AUTH_ALLOW_REGISTRATION", None)
+    default = app_factory()
+    assert default.post("/auth/password/register", json={"username": "x", "password": "y"}).status_code == 403
+    opened = app_factory(BALSAM_AUTH_ALLOW_REGISTRATION="true")
+    assert opened.post("/auth/password/register", json={"username": "x", "password": "y"}).status_code == 201
 
 
 def test_register_login_me(client: TestClient) -> None:
@@ -107,14 +132,49 @@ def test_expired_tampered_and_foreign_tokens(make_user: Callable[[str], TestClie
         assert resp.status_code == 401 and resp.json() == {"detail": "Could not validate credentials"}
 
 
+def test_remembered_token_still_expires(make_user: Callable[[str], TestClient]) -> None:
+    """Verified tokens are remembered (tokens.VerifiedTokens), but never past their `exp`."""
+    alice = make_user("alice")
+    claims = jwt.decode(alice.headers["Authorization"].removeprefix("Bearer "), TEST_SECRET, algorithms=["HS256"])
+    expires = int(time.time()) + 3
+    short = jwt.encode({**claims, "exp": expires}, TEST_SECRET, algorithm="HS256")
+    headers = {"Authorization": f"Bearer {short}"}
+    assert alice.get("/sites/", headers=headers).status_code == 200
+    assert alice.get("/sites/", headers=headers).status_code == 200  # served from the cache
+    time.sleep(max(0.0, expires - time.time()) + 0.2)
+    assert alice.get("/sites/", headers=headers).status_code == 401
+
+
 def test_token_of_deleted_user_stops_working(make_user: Callable[[str], TestClient], engine: Engine) -> None:
+    """Each worker remembers for BALSAM_AUTH_USER_CHECK_SECONDS (default 2, at most 5) that an account exists;
+    after that its token is refused. Real clock, real database (tests/test_user_check_serving.py: gunicorn)."""
     from sqlalchemy import text
 
     alice = make_user("alice")
     assert alice.get("/sites/").status_code == 200
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM users WHERE username = 'alice'"))
+    deleted = time.monotonic()
+    while (resp := alice.get("/sites/")).status_code == 200:
+        assert time.monotonic() - deleted < 5, "a deleted account's token still works after 5 s"
+        time.sleep(0.05)
+    assert resp.status_code == 401 and resp.json() == {"detail": "Could not validate credentials"}
     assert alice.get("/sites/").status_code == 401
+
+
+def test_user_check_every_request_when_cache_off(
+    app_factory: Callable[..., TestClient], make_user: Callable[[str], TestClient], engine: Engine
+) -> None:
+    from sqlalchemy import text
+
+    alice = make_user("alice")
+    token = alice.headers["Authorization"]
+    uncached = app_factory(BALSAM_AUTH_USER_CHECK_SECONDS="0")
+    uncached.headers["Authorization"] = token
+    assert uncached.get("/sites/").status_code == 200
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM users WHERE username = 'alice'"))
+    assert uncached.get("/sites/").status_code == 401
 
 
 def _race(n: int, request: Callable[[], int]) -> list[int]:

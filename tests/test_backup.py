@@ -44,6 +44,7 @@ def api(own_db: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Te
     monkeypatch.setenv("BALSAM_DATABASE_URL", own_db[1])
     monkeypatch.setenv("BALSAM_AUTH_SECRET_KEY", TEST_SECRET)
     monkeypatch.setenv("BALSAM_LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("BALSAM_AUTH_ALLOW_REGISTRATION", "true")
     monkeypatch.delenv("BALSAM_REDIS_PARAMS", raising=False)
     reset_caches()
     yield TestClient(create_app())

@@ -4,7 +4,7 @@ base images, tests/compose_stack.py brings the stack up in stages as docs/deploy
 
 One scenario, in the order an operator lives it: the stack refuses to start without its secrets; migrations
 complete before the server starts; /healthz (and /readyz, once the server has it) reports the database and
-Redis; an account made with the CLI inside the container logs in over HTTP; `kill -s HUP` under continuous
+Redis; registration over the API is closed, and accounts made with the CLI inside the container log in over HTTP; `kill -s HUP` under continuous
 requests fails none; the backup profile writes a dump; `down` then `up` keeps the data; a restore of the dump
 into a fresh database volume gives the same data; the server runs as a non-root user. Each step's time is
 printed (docs/deployment.md quotes them). Skipped where rootful podman is missing, except in CI.
@@ -156,8 +156,10 @@ def test_compose_quick_setup(capsys: pytest.CaptureFixture[str]) -> None:
             auth = {"Authorization": f"Bearer {token}"}
             site = http.post("/sites/", json={"name": "theta", "path": "/p/theta"}, headers=auth)
             assert site.status_code == 201, site.text
+            # Registration is closed unless the operator opens it (BALSAM_AUTH_ALLOW_REGISTRATION in .env).
             registered = {"username": "bob", "password": "bob-pw"}
-            assert http.post("/auth/password/register", json=registered).status_code == 201
+            assert http.post("/auth/password/register", json=registered).status_code == 403
+            project.exec("server", "balsam", "server", "user", "add", "bob", "--password-stdin", input="bob-pw\n")
 
         with timings.step("kill -s HUP under continuous requests"):
             before = _gunicorn_workers(project)

@@ -106,6 +106,7 @@ def test_compose_services_are_wired_as_documented() -> None:
         assert service["image"] == "balsam-server:local"
     assert services["backup"]["profiles"] == ["tools"], "backup runs only on demand"
 
+    assert "/readyz" in " ".join(server["healthcheck"]["test"]), "the server is healthy when it is ready"
     published = interpolate(server["ports"], {})
     assert published == ["127.0.0.1:8000:8000"], "by default the API is published on localhost only"
     assert set(compose_file()["volumes"]) == {"pgdata", "backups"}
@@ -147,6 +148,7 @@ def test_compose_environment_is_a_valid_server_configuration(monkeypatch: pytest
     settings.validate_for_serving()
     assert settings.auth.secret_key is not None and settings.auth.secret_key.get_secret_value() == SECRET
     assert settings.redis_params == {"host": "redis", "port": 6379}
+    assert settings.auth.allow_registration is False, "registration is closed unless the operator opens it"
     assert data["services"]["migrate"]["environment"]["BALSAM_DATABASE_URL"] == server_env["BALSAM_DATABASE_URL"]
 
 
@@ -221,7 +223,7 @@ def test_dockerfile_runs_as_non_root_with_gunicorn_cmd() -> None:
     runs = " ".join(rest for keyword, rest in instructions if keyword == "RUN")
     assert 'with_name("gunicorn.conf.example.py")' in runs and "/etc/balsam/gunicorn.conf.py" in runs
     assert "ENV" in keywords and any("SERVER_HOST=0.0.0.0" in rest for k, rest in instructions if k == "ENV")
-    assert "HEALTHCHECK" in keywords and "/healthz" in dict(instructions)["HEALTHCHECK"]
+    assert "HEALTHCHECK" in keywords and "/readyz" in dict(instructions)["HEALTHCHECK"]
 
 
 def test_image_cmd_loads_the_shipped_config_and_app(tmp_path: Path) -> None:
@@ -321,11 +323,26 @@ def test_systemd_units_parse_and_use_real_commands() -> None:
     assert timer["Timer"]["Persistent"] == ["true"] and timer["Timer"]["OnCalendar"]
     assert timer["Install"]["WantedBy"] == ["timers.target"]
 
+    prune = parse_unit(ROOT / "deploy" / "balsam-prune.service")["Service"]
+    prune_timer = parse_unit(ROOT / "deploy" / "balsam-prune.timer")
+    argv = shlex.split(prune["ExecStart"][0])
+    _run_balsam_argv(["balsam", *argv[1:]])
+    assert argv[1:3] == ["server", "prune"] and prune["Type"] == ["oneshot"] and prune["User"] == ["balsam"]
+    for key, value in HARDENING.items():
+        assert prune.get(key) == [value], f"{key}={value}"
+    assert prune_timer["Timer"]["Unit"] == ["balsam-prune.service"] and prune_timer["Timer"]["Persistent"] == ["true"]
+
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
     bindir = str(Path(sys.executable).parent)
-    for name in ("balsam.service", "balsam-backup.service", "balsam-backup.timer"):
+    for name in (
+        "balsam.service",
+        "balsam-backup.service",
+        "balsam-backup.timer",
+        "balsam-prune.service",
+        "balsam-prune.timer",
+    ):
         text = (ROOT / "deploy" / name).read_text().replace("/opt/balsam/venv/bin", bindir)
         (tmp_path / name).write_text(text)
     result = subprocess.run(

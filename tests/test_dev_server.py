@@ -87,6 +87,9 @@ def test_dev_server_persists_data_and_stops_every_child(tmp_path: Path) -> None:
         auth = {"Authorization": f"Bearer {token}"}
         site = httpx.post(f"{base}/sites/", headers=auth, json={"name": "laptop", "path": "/home/me/site"})
         assert site.status_code == 201, site.text
+        # A local server lets anyone register (production's default is off).
+        joined = httpx.post(f"{base}/auth/password/register", json={"username": "newcomer", "password": "pw"})
+        assert joined.status_code == 201, joined.text
         pids = _children(first, data_dir)
         assert len(pids) >= 5, "gunicorn master, two workers, redis and postgres"
         os.killpg(first.pid, signal.SIGINT)  # what Ctrl-C in a terminal does

@@ -176,7 +176,7 @@ def test_deletes(make_user: Callable[[str], TestClient], engine: Engine) -> None
         sid = conn.execute(
             text("INSERT INTO sessions (site_id) SELECT site_id FROM apps LIMIT 1 RETURNING id")
         ).scalar()
-        conn.execute(text("UPDATE jobs SET session_id = :s WHERE id = :j"), {"s": sid, "j": held})
+        conn.execute(text("INSERT INTO job_leases (job_id, session_id) VALUES (:j, :s)"), {"s": sid, "j": held})
     # A held job is kept, and the reply is still 204 (spec §14.13); headers say why.
     resp = alice.delete(f"/jobs/{held}")
     assert resp.status_code == 204 and resp.content == b""

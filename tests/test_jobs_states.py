@@ -89,7 +89,7 @@ def test_state_side_effects_and_events(make_user: Callable[[str], TestClient], e
             text("INSERT INTO sessions (site_id) SELECT site_id FROM apps LIMIT 1 RETURNING id")
         ).scalar()
         conn.execute(
-            text("UPDATE jobs SET session_id = :s WHERE id IN (:a, :b)"),
+            text("INSERT INTO job_leases (job_id, session_id) VALUES (:a, :s), (:b, :s)"),
             {"s": sid, "a": plain["id"], "b": with_out["id"]},
         )
     patch(alice, [{"id": plain["id"], "state": "RUNNING"}, {"id": with_out["id"], "state": "RUNNING"}])

@@ -1,86 +1,30 @@
 """The published Balsam client (PyPI `balsam==0.7.0a24`, spec §11) against a live gunicorn of ours.
 
-The client lives in its own virtualenv, because it is also a package named `balsam` and pins pydantic 1.
-The virtualenv is built once and cached under `$PUBLISHED_CLIENT_CACHE_DIR/client-0.7.0a24` (not a BALSAM_
-name: conftest clears those), else `${XDG_CACHE_HOME:-~/.cache}/balsam-service-tests/client-0.7.0a24`; it is
-reused while it imports. A file
-lock keeps concurrent test runs from building it twice. Every client process runs with a temporary HOME
-and `BALSAM_CLIENT_PATH`, so the real `~/.balsam` is never touched.
+The client runs in its own cached virtualenv (tests/client_venv.py), with a temporary HOME and
+`BALSAM_CLIENT_PATH`, so the real `~/.balsam` is never touched.
 
 Run alone with `./scripts/test -m published_client`.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.client_venv import clean_env, ensure_client_venv
 from tests.conftest import TEST_SECRET
 from tests.serving import Gunicorn, gunicorn
 
 # needs_network: the first run pip-installs the client from PyPI (deselected in the Nix build sandbox).
 pytestmark = [pytest.mark.published_client, pytest.mark.serving, pytest.mark.needs_network]
 
-CLIENT_VERSION = "0.7.0a24"
 USERNAME = "client-user"
 PASSWORD = "client-pass-123"
-
-
-def _cache_dir() -> Path:
-    explicit = os.environ.get("PUBLISHED_CLIENT_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "balsam-service-tests"
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    """The environment of a client process: none of our settings, no PYTHONPATH pointing at this repo."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BALSAM_", "PYTHON", "VIRTUAL_ENV"))}
-    env.update(extra)
-    return env
-
-
-def _venv_works(venv: Path) -> bool:
-    python = venv / "bin" / "python"
-    if not python.exists() or not (venv / "bin" / "balsam").exists():
-        return False
-    check = "import balsam, balsam.api, balsam.cmdline; assert balsam.__version__ == '0.7.0.a24', balsam.__version__"
-    result = subprocess.run([str(python), "-c", check], env=_clean_env(), cwd="/", capture_output=True, timeout=120)
-    return result.returncode == 0
-
-
-def _pip(venv: Path, *args: str) -> None:
-    cmd = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "--no-input", *args]
-    result = subprocess.run(cmd, env=_clean_env(), cwd="/", capture_output=True, text=True, timeout=900)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-
-
-def ensure_client_venv() -> Path:
-    base = _cache_dir()
-    base.mkdir(parents=True, exist_ok=True)
-    venv = base / f"client-{CLIENT_VERSION}"
-    with open(base / f"client-{CLIENT_VERSION}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _venv_works(venv):
-            return venv
-        shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-        _pip(venv, "install", "--retries", "10", "--timeout", "60", "--upgrade", "pip")
-        _pip(venv, "install", "--retries", "10", "--timeout", "60", f"balsam=={CLIENT_VERSION}")
-        if not _venv_works(venv):
-            raise RuntimeError(f"balsam=={CLIENT_VERSION} installed into {venv} but does not import")
-        return venv
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +46,8 @@ def server(database_url: str, redis_params: dict[str, str], tmp_path: Path) -> I
 # Runs inside the client virtualenv. Each step asserts its outcome; the collected facts go to stdout as JSON
 # on the last line, and the test checks them again.
 DRIVER = r'''
-import json, os, pathlib, sys
+import json, os, pathlib, sys, time
+from datetime import datetime, timedelta, timezone
 
 from balsam.config import ClientSettings
 
@@ -229,6 +174,69 @@ history = [e.to_state for e in EventLog.objects.filter(job_id=parents[0].id).ord
 assert history[0] == "STAGED_IN" and history[-1] == "JOB_FINISHED", history
 facts["events"] = EventLog.objects.filter(job_id=[j.id for j in parents]).count()
 
+# --- user flows that must not meet a 4xx: the client would retry one with back-off for ~34 minutes
+# (spec §11, §14.10-14.13). Each call must come back within seconds with the right result.
+def quick(label, call, limit=5.0):
+    start = time.monotonic()
+    result = call()
+    elapsed = time.monotonic() - start
+    assert elapsed < limit, f"{label} took {elapsed:.1f} s: a retried error?"
+    facts.setdefault("seconds", {})[label] = round(elapsed, 2)
+    return result
+
+def recent(when):
+    """An aware job last_update, close to now (comparing a naive one with an aware now raises TypeError)."""
+    now = datetime.now(timezone.utc)
+    return now - timedelta(minutes=10) < when <= now + timedelta(seconds=5)
+
+flow = Job.objects.bulk_create(
+    [Hello.submit(workdir=f"flow/{name}", who=name, tags={"flow": name.rstrip("0123456789")}, save=False)
+     for name in ("failed0", "failed1", "pre0", "pre1", "skipped", "held")]
+)
+by_name = {j.workdir.name: j for j in flow}
+for name in ("failed0", "failed1"):  # straight from STAGED_IN: any state may follow any other
+    by_name[name].state = "FAILED"
+quick("bulk_update to FAILED", lambda: Job.objects.bulk_update([by_name["failed0"], by_name["failed1"]]))
+assert quick("update to PREPROCESSED", lambda: Job.objects.filter(tags={"flow": "pre"}).update(state="PREPROCESSED")) == 2
+for tag, state in (("failed", "FAILED"), ("pre", "PREPROCESSED")):
+    n = quick(f"update {state} -> RESTART_READY", lambda: Job.objects.filter(tags={"flow": tag}, state=state).update(state="RESTART_READY"))
+    assert n == 2, (state, n)
+    assert {j.state for j in Job.objects.filter(tags={"flow": tag})} == {"RESTART_READY"}
+facts["restarted"] = Job.objects.filter(state="RESTART_READY", workdir__contains="flow/").count()
+
+# Skip a job by marking it finished: its children are released.
+skipped = by_name["skipped"]
+kids = Job.objects.bulk_create([Hello.submit(workdir=f"flow/kid{i}", who="k", parent_ids={skipped.id}, save=False) for i in range(2)])
+assert {k.state for k in kids} == {"AWAITING_PARENTS"}
+skipped.state = "JOB_FINISHED"
+quick("skip with job.state = JOB_FINISHED", skipped.save)
+skipped.refresh_from_db()
+assert skipped.state == "JOB_FINISHED" and recent(skipped.last_update)
+assert {j.state for j in Job.objects.filter(id=[k.id for k in kids])} == {"STAGED_IN"}
+assert [e.from_state for e in EventLog.objects.filter(job_id=skipped.id, to_state="JOB_FINISHED")] == ["STAGED_IN"]
+
+# Delete a job a session holds: the server answers 204 and keeps the job (as upstream); the client, which
+# cannot tell, forgets the id of its local copy.
+held = by_name["held"]
+held.state = "PREPROCESSED"
+held.save()
+holder = Session.objects.create(site_id=site.id)
+(acquired_held,) = holder.acquire_jobs(max_num_jobs=5, filter_tags={"flow": "held"})
+assert acquired_held.id == held.id and recent(acquired_held.last_update)  # from the acquire reply
+quick("delete a session-held job", acquired_held.delete)
+assert acquired_held.id is None
+assert Job.objects.get(id=held.id).state == "PREPROCESSED"
+other = Session.objects.create(site_id=site.id)
+assert other.acquire_jobs(max_num_jobs=5, filter_tags={"flow": "held"}) == []  # still held by the first session
+holder.delete()
+assert [j.id for j in other.acquire_jobs(max_num_jobs=5, filter_tags={"flow": "held"})] == [held.id]
+other.delete()
+facts["held_kept"] = True
+
+# last_update in list replies is aware, so user code can compare it with an aware now.
+assert all(recent(j.last_update) for j in Job.objects.filter(workdir__contains="flow/"))
+facts["flows"] = len(facts["seconds"])
+
 # --- delete
 Job.objects.filter(workdir__contains="single").delete()
 assert Job.objects.filter(id=[single.id]).count() == 0
@@ -240,7 +248,7 @@ print(json.dumps(facts))
 def test_published_client_end_to_end(client_venv: Path, server: Gunicorn, tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    env = _clean_env(HOME=str(home), BALSAM_CLIENT_PATH=str(home / ".balsam" / "client.yml"))
+    env = clean_env(HOME=str(home), BALSAM_CLIENT_PATH=str(home / ".balsam" / "client.yml"))
     with httpx.Client(base_url=server.base_url, timeout=10) as http:
         assert (
             http.post("/auth/password/register", json={"username": USERNAME, "password": PASSWORD}).status_code == 201
@@ -277,6 +285,9 @@ def test_published_client_end_to_end(client_venv: Path, server: Gunicorn, tmp_pa
     assert facts["preprocessed"] == 6
     assert facts["acquired"] == 5  # 4 in MPI mode (lowest ids), then the one odd job left
     assert facts["events"] >= 6
+    assert facts["restarted"] == 4
+    assert facts["held_kept"] is True
+    assert facts["flows"] == 6, facts["seconds"]
     # The server saw the client's session come and go.
     with httpx.Client(base_url=server.base_url, timeout=10) as http:
         token = http.post("/auth/password/login", data={"username": USERNAME, "password": PASSWORD}).json()

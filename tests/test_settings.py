@@ -169,3 +169,15 @@ def test_app_refuses_to_start_without_key(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "Invalid setting BALSAM_AUTH_SECRET_KEY: not set" in result.stderr + result.stdout
+
+
+def test_pool_sized_from_request_threads() -> None:
+    """By default every request thread has a pooled connection (plus two for the sweep and websocket logins);
+    an explicitly smaller pool lowers the thread count instead, so requests wait for a thread, not a connection."""
+    default = load_settings()
+    assert default.pool_size() == default.request_threads + 2
+    assert default.request_thread_count() == default.request_threads
+    assert load_settings(request_threads=20).pool_size() == 22
+    small = load_settings(request_threads=16, database_pool_size=6, database_max_overflow=0)
+    assert small.pool_size() == 6 and small.request_thread_count() == 4
+    assert load_settings(request_threads=4, database_pool_size=1, database_max_overflow=0).request_thread_count() == 1

@@ -33,6 +33,10 @@ class LoginMethod(str, enum.Enum):
         return f"LoginMethod.{self.value}"
 
 
+# Pool connections beyond the request threads: the session sweep and websocket logins run in other threads.
+_POOL_RESERVE = 2
+
+
 class SettingsError(SystemExit):
     """Raised for an invalid configuration; its message is one line that names the setting."""
 
@@ -91,9 +95,40 @@ class AuthSettings(_Base):
     secret_key: SecretStr | None = Field(None, description="Key that signs access tokens (HS*). Required.")
     algorithm: str = Field("HS256", description="JWT signing algorithm.")
     token_ttl: int = Field(48 * 3600, gt=0, description="Access-token lifetime in seconds.")
+    user_check_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=5,
+        description="Each worker remembers for this long that a token's account exists, so most requests skip "
+        "the lookup; a deleted account's unexpired token stops working within this time (0: look up every "
+        "request).",
+    )
     login_methods: list[LoginMethod] = Field(
         default_factory=lambda: [LoginMethod.password],
         description='Enabled login methods, a JSON list, e.g. ["password", "oauth_device"].',
+    )
+    allow_registration: bool = Field(
+        False,
+        description="Let anyone who reaches the server create a password account with `POST /auth/password/register`. "
+        "Off: that route answers 403, and accounts come from `balsam server user add` or OAuth. "
+        "`balsam server dev` turns it on.",
+    )
+    login_failures_per_user: int = Field(
+        10,
+        ge=0,
+        description="Distinct wrong passwords one username may get within `BALSAM_AUTH_LOGIN_FAILURE_WINDOW`; "
+        "then its password logins are refused (401 with Retry-After, no hashing) until that window ends. "
+        "A password that already failed counts once however often it is re-sent. 0: no limit.",
+    )
+    login_failures_per_address: int = Field(
+        100,
+        ge=0,
+        description="Distinct (username, password) failures one client address (for IPv6, its /64) may cause within "
+        "the window before its password logins are refused. Behind a proxy, set `FORWARDED_ALLOW_IPS` so that this "
+        "is the client's address. 0: no limit.",
+    )
+    login_failure_window: int = Field(
+        900, gt=0, description="Seconds of the login throttling window, counted from the first failure in it."
     )
 
     @field_validator("algorithm")
@@ -120,14 +155,34 @@ class OAuthSettings(_Base):
 
 class Settings(_Base):
     model_config = _common_config("BALSAM_")
-    secret_fields = ("database_url",)
+    secret_fields = ("database_url", "metrics_token")
 
     database_url: str = Field(
         "postgresql://postgres@localhost:5432/balsam",
         description="SQLAlchemy/libpq URL of the PostgreSQL database.",
     )
-    database_pool_size: int = Field(5, ge=1, description="Connections kept open per worker process.")
-    database_max_overflow: int = Field(10, ge=0, description="Extra connections a worker may open under load.")
+    request_threads: int = Field(
+        8,
+        ge=1,
+        description="Threads per worker process that run request handlers; each holds at most one database "
+        "connection. With the pool sized from it (below), no request waits for a connection.",
+    )
+    database_pool_size: int | None = Field(
+        None,
+        ge=1,
+        description="Connections kept open per worker process; unset: `BALSAM_REQUEST_THREADS` + 2 (one per "
+        "request thread, plus the session sweep and websocket logins). Mind PostgreSQL's `max_connections`: "
+        "workers x (pool + overflow) must fit.",
+    )
+    database_max_overflow: int = Field(
+        2, ge=0, description="Extra connections a worker may open in a burst (closed again when returned)."
+    )
+    database_reconnect_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How long a request waits for the database to accept connections again (e.g. during a "
+        "restart) before it answers 503.",
+    )
     redis_params: dict[str, Any] | None = Field(
         None,
         description='redis-py connection arguments as JSON, e.g. {"unix_socket_path": "/run/redis/redis.sock"}; '
@@ -140,6 +195,20 @@ class Settings(_Base):
     )
     session_expiry_seconds: int = Field(300, gt=0, description="A session with no tick for this long expires.")
     session_sweep_interval_seconds: int = Field(60, gt=0, description="How often the server sweeps expired sessions.")
+    metrics_enabled: bool = Field(
+        False, description="Serve Prometheus metrics at `/metrics` (docs/operations.md). Off: the route does not exist."
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="When set, `/metrics` requires `Authorization: Bearer <token>` (Prometheus: "
+        "`authorization.credentials_file`). Best given as `BALSAM_METRICS_TOKEN_FILE`.",
+    )
+    metrics_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a worker reuses the job and session counts it read from the database for `/metrics`, "
+        "so that frequent scrapes do not repeat the aggregate query.",
+    )
     auth: AuthSettings = Field(default_factory=AuthSettings)
     oauth: OAuthSettings = Field(default_factory=OAuthSettings)
 
@@ -158,6 +227,14 @@ class Settings(_Base):
         if scheme not in {"postgresql", "postgres", "postgresql+psycopg2"}:
             raise ValueError("must be a postgresql:// URL")
         return value
+
+    def pool_size(self) -> int:
+        return self.database_pool_size or self.request_threads + _POOL_RESERVE
+
+    def request_thread_count(self) -> int:
+        """Request threads, lowered to what an explicitly smaller pool can serve without queueing."""
+        fits = self.pool_size() + self.database_max_overflow - _POOL_RESERVE
+        return max(1, min(self.request_threads, fits))
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -188,6 +265,7 @@ class Settings(_Base):
         data["database_url"] = _redact_url(self.database_url)
         data["auth"]["secret_key"] = "***" if self.auth.secret_key else None
         data["oauth"]["client_secret"] = "***" if self.oauth.client_secret else None
+        data["metrics_token"] = "***" if self.metrics_token else None
         return data
 
 

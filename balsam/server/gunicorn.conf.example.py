@@ -28,6 +28,9 @@ drops a request. What makes it so:
   (the worker class and these hooks), which imports nothing else of balsam.
 - A HUP whose new code or settings would not load is refused (`on_reload`): the old workers keep serving and
   the error is logged; fix it and HUP again.
+Metrics (`BALSAM_METRICS_ENABLED`): the hooks give the workers one directory for prometheus-client's multiprocess
+mode (`PROMETHEUS_MULTIPROC_DIR`, made afresh at start, or the operator's, emptied at start), so any worker's
+`/metrics` reports every worker; see docs/operations.md.
 What HUP does not change: the master's own environment, hence neither the variables below nor a new
 `Environment=`/`EnvironmentFile=` (restart for those; put reloadable settings in `.env` or in the files named
 by `*_FILE`), and gunicorn, uvicorn, uvicorn-worker and `balsam.server.serving` themselves, which the master
@@ -37,7 +40,7 @@ has loaded (restart after upgrading them).
 import os
 
 from balsam.server.serving.environment import env_int
-from balsam.server.serving.hooks import on_reload, on_starting  # noqa: F401  (gunicorn server hooks)
+from balsam.server.serving.hooks import child_exit, on_exit, on_reload, on_starting  # noqa: F401  (gunicorn hooks)
 from balsam.server.serving.worker import worker_class_path
 
 _cpus = os.cpu_count() or 1

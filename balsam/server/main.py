@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI
 
 from balsam.server.api import docs_assets
@@ -26,6 +27,7 @@ from balsam.server.api.routes import (
     subscribe,
     transfers,
 )
+from balsam.server.auth.throttle import LoginThrottle
 from balsam.server.conf import LoginMethod, Settings, get_settings, settings_as_json
 from balsam.server.dashboard import app as dashboard
 from balsam.server.db.engine import get_sessionmaker
@@ -44,6 +46,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Route handlers run in anyio's thread pool; with no more threads than pooled connections
+        # (Settings.request_thread_count), a request waits, if at all, for a thread, in arrival order.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_thread_count()
+        if settings.request_thread_count() < settings.request_threads:
+            logger.warning(
+                "BALSAM_REQUEST_THREADS=%d lowered to %d to fit the database pool (BALSAM_DATABASE_POOL_SIZE + "
+                "BALSAM_DATABASE_MAX_OVERFLOW)",
+                settings.request_threads,
+                settings.request_thread_count(),
+            )
         # Lease expiry runs in every worker; an advisory lock lets one sweep at a time (balsam.server.sweeper).
         sweeper = SessionSweeper(
             lambda: get_sessionmaker()(),
@@ -68,8 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(reject_nul_characters)],
     )
     install_error_handlers(app)
-    # Routes see the same settings object the app was built with (tests build apps with their own).
-    app.dependency_overrides[get_settings] = lambda: settings
+    # Routes see the same settings object the app was built with (api.deps.app_settings).
+    app.state.settings = settings
 
     @app.get("/auth/how", tags=["auth"])
     def login_methods() -> list[str]:
@@ -77,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     methods = set(settings.auth.login_methods)
     if LoginMethod.password in methods:
+        app.state.login_throttle = LoginThrottle(settings.auth, settings.secret_key().encode())
         app.include_router(auth_password.router)
     if methods & {LoginMethod.oauth_device, LoginMethod.oauth_authcode}:
         app.include_router(auth_oauth.router)
@@ -84,7 +97,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     docs_assets.mount(app)
     dashboard.mount(app, settings)
+    if settings.metrics_enabled:
+        _install_metrics(app, settings)
     return app
+
+
+def _install_metrics(app: FastAPI, settings: Settings) -> None:
+    from balsam.server.api.routes import metrics
+    from balsam.server.metrics.database import DatabaseCollector
+    from balsam.server.metrics.exposition import build_registry
+    from balsam.server.metrics.requests import RequestMetrics
+
+    app.state.metrics_database = DatabaseCollector(
+        lambda: get_sessionmaker()(),
+        cache_seconds=settings.metrics_cache_seconds,
+        session_expiry_seconds=settings.session_expiry_seconds,
+    )
+    app.state.metrics_registry = build_registry(app.state.metrics_database)
+    app.include_router(metrics.router)
+    app.add_middleware(RequestMetrics, routes=lambda: app.routes)
 
 
 def __getattr__(name: str) -> FastAPI:

@@ -22,6 +22,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from balsam.server.conf import get_settings
+from balsam.server.metrics.counters import EVENTS_PUBLISHED, PUBLISH_FAILURES
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +67,13 @@ class Publisher:
         if time.monotonic() < self._suspended_until:
             with self._lock:
                 self.skipped += 1
+            PUBLISH_FAILURES.labels("suspended").inc()
             return
         try:
             self._client.publish(user_channel(user_id), encode_message(action, type_, data))
+            EVENTS_PUBLISHED.inc()
         except (redis.RedisError, OSError) as exc:
+            PUBLISH_FAILURES.labels("error").inc()
             with self._lock:
                 self._suspended_until = time.monotonic() + SUSPEND_SECONDS
                 if self._healthy:

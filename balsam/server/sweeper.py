@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from balsam.server.crud.sessions import ExpiryResult, expire_sessions, expired_condition, utcnow
 from balsam.server.db.tables import BatchJob, Session
+from balsam.server.metrics.counters import SESSIONS_EXPIRED
 from balsam.server.pubsub import Publisher, publish_events
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class SessionSweeper:
     def sweep_once(self) -> ExpiryResult | None:
         result = sweep_expired(self._session_factory, expiry_seconds=self.expiry_seconds)
         if result is not None and result.session_ids:
+            SESSIONS_EXPIRED.inc(len(result.session_ids))
             logger.info(
                 "Expired %d session(s); %d RUNNING job(s) timed out", len(result.session_ids), result.event_count
             )

@@ -137,6 +137,32 @@ rec {
     ++ (if keep == null then [ ] else [ "--keep" (toString keep) ])
     ++ (if maxAgeDays == null then [ ] else [ "--max-age-days" (toString maxAgeDays) ]);
 
+  # Arguments after `balsam server prune`: events older than N days always;
+  # jobs (in `jobStates`) only when `jobsOlderThanDays` is set.
+  pruneArgs =
+    {
+      eventsOlderThanDays,
+      jobsOlderThanDays ? null,
+      jobStates ? [ "JOB_FINISHED" ],
+    }:
+    [
+      "--events-older-than"
+      (toString eventsOlderThanDays)
+    ]
+    ++ (
+      if jobsOlderThanDays == null then
+        [ ]
+      else
+        [
+          "--jobs-older-than"
+          (toString jobsOlderThanDays)
+        ]
+        ++ builtins.concatMap (state: [
+          "--job-state"
+          state
+        ]) jobStates
+    );
+
   # Quote one argument for a systemd Exec*= line. Plain words stay bare;
   # anything else is double-quoted with `\`, `"` and `$` escaped (systemd
   # expands `$VAR` in Exec lines, which must not happen to our values) and

@@ -134,6 +134,32 @@ in
     ]
   )
 
+  # --- prune arguments -----------------------------------------------------
+  (eq "prune: events only" (l.pruneArgs { eventsOlderThanDays = 90; }) [
+    "--events-older-than"
+    "90"
+  ])
+  (eq "prune: events and jobs"
+    (l.pruneArgs {
+      eventsOlderThanDays = 30;
+      jobsOlderThanDays = 180;
+      jobStates = [
+        "JOB_FINISHED"
+        "FAILED"
+      ];
+    })
+    [
+      "--events-older-than"
+      "30"
+      "--jobs-older-than"
+      "180"
+      "--job-state"
+      "JOB_FINISHED"
+      "--job-state"
+      "FAILED"
+    ]
+  )
+
   # --- systemd command lines -----------------------------------------------
   (eq "exec: plain words" (l.systemdCommand [
     "/nix/store/x-balsam/bin/balsam"

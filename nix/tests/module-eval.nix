@@ -303,8 +303,23 @@ let
         retention.keep = 7;
         retention.maxAgeDays = 30;
       };
+      metrics = {
+        enable = true;
+        tokenFile = "/run/secrets/balsam-metrics-token";
+      };
+      prune = {
+        enable = true;
+        jobsOlderThanDays = 180;
+        jobStates = [
+          "JOB_FINISHED"
+          "FAILED"
+        ];
+      };
     };
   };
+
+  # The defaults: no metrics, no prune timer, registration closed.
+  plain = (evalWith { services.balsam = { metrics.enable = lib.mkForce false; prune.enable = lib.mkForce false; }; }).config;
 
   cfg = (evalWith config).config;
 
@@ -377,6 +392,11 @@ in
       inherit (units.balsam-backup) path;
     };
     timer = timers.balsam-backup;
+    balsam-prune = {
+      inherit (units.balsam-prune.service) ExecStart;
+      inherit (units.balsam-prune) after;
+      timer = timers.balsam-prune;
+    };
     postgresql = {
       inherit (cfg.services.postgresql) enable ensureDatabases ensureUsers;
       package = cfg.services.postgresql.package.name;
@@ -420,8 +440,34 @@ in
       ))
       (expect "login methods JSON" (env.BALSAM_AUTH_LOGIN_METHODS == ''["password","oauth_device"]''))
       (expect "LoadCredential" (
-        b.service.LoadCredential == [ "balsam_auth_secret_key:/run/secrets/balsam-auth-secret-key" ]
+        lib.sort lib.lessThan b.service.LoadCredential == [
+          "balsam_auth_secret_key:/run/secrets/balsam-auth-secret-key"
+          "balsam_metrics_token:/run/secrets/balsam-metrics-token"
+        ]
       ))
+      (expect "metrics on, with the token as a credential" (env.BALSAM_METRICS_ENABLED == "true"))
+      (expect "metrics off by default" (
+        !(plain.systemd.services.balsam.environment ? BALSAM_METRICS_ENABLED)
+        && plain.systemd.services.balsam.serviceConfig.LoadCredential == [
+          "balsam_auth_secret_key:/run/secrets/balsam-auth-secret-key"
+        ]
+      ))
+      (expect "registration closed by default" (env.BALSAM_AUTH_ALLOW_REGISTRATION == "false"))
+      (expect "prune command" (
+        units.balsam-prune.service.ExecStart
+        == "${balsamPackage}/bin/balsam server prune --events-older-than 90 --jobs-older-than 180 --job-state JOB_FINISHED --job-state FAILED"
+      ))
+      (expect "prune runs as the service user with its environment, after the service" (
+        units.balsam-prune.service.User == "balsam"
+        && units.balsam-prune.environment.BALSAM_DATABASE_URL == env.BALSAM_DATABASE_URL
+        && lib.elem "balsam.service" units.balsam-prune.after
+        && units.balsam-prune.service.ProtectSystem == "strict"
+      ))
+      (expect "prune timer" (
+        timers.balsam-prune.timer.OnCalendar == [ "*-*-* 03:30:00" ]
+        && timers.balsam-prune.timer.Persistent == "yes"
+      ))
+      (expect "no prune timer by default" (!(plain.systemd.services ? balsam-prune) && !(plain.systemd.timers ? balsam-prune)))
       (expect "EnvironmentFile" (b.service.EnvironmentFile == [ "/run/secrets/balsam.env" ]))
       (expect "redis group" (b.service.SupplementaryGroups == [ "redis-balsam" ]))
       (expect "redis socket only" (cfg.services.redis.servers.balsam.port == 0))

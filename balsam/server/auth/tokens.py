@@ -8,6 +8,7 @@ be replayed as a bearer token against the REST API.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -58,7 +59,17 @@ def create_token(
 
 
 def decode_token(settings: Settings, token: str, *, accept: Collection[str | None] = API_ONLY) -> TokenUser:
-    """The token's user; InvalidToken for a bad signature, an expired token, or a purpose not in `accept`."""
+    """The token's user; InvalidToken for a bad signature, an expired token, or a purpose not in `accept`.
+
+    Verified tokens are remembered until they expire (`VerifiedTokens`), with their purpose, which is checked
+    against `accept` on every use.
+    """
+    key = (settings.secret_key(), settings.auth.algorithm, token)
+    if (known := verified_tokens.get(key)) is not None:
+        user, purpose = known
+        if purpose not in accept:
+            raise InvalidToken(f"a token for {purpose!r} is not accepted here")
+        return user
     try:
         claims = jwt.decode(
             token,
@@ -66,9 +77,44 @@ def decode_token(settings: Settings, token: str, *, accept: Collection[str | Non
             algorithms=[settings.auth.algorithm],
             options={"require": ["sub", "exp"]},
         )
-        if claims.get("purpose") not in accept:
-            raise InvalidToken(f"a token for {claims.get('purpose')!r} is not accepted here")
+        purpose = claims.get("purpose")
         expires = datetime.fromtimestamp(int(claims["exp"]), UTC).replace(tzinfo=None)
-        return TokenUser(id=int(claims["sub"]), username=str(claims.get("username", "")), expires=expires)
+        user = TokenUser(id=int(claims["sub"]), username=str(claims.get("username", "")), expires=expires)
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise InvalidToken(str(exc)) from exc
+    purpose = purpose if purpose is None else str(purpose)
+    verified_tokens.put(key, (user, purpose), float(claims["exp"]))
+    if purpose not in accept:
+        raise InvalidToken(f"a token for {purpose!r} is not accepted here")
+    return user
+
+
+class VerifiedTokens:
+    """Tokens whose signature this process has checked, with their user, purpose and expiry (Unix time).
+
+    A client sends the same token with every request, and checking the HMAC signature is a noticeable part of
+    a small request. The key includes the signing key and algorithm, so a new key verifies afresh; expiry is
+    checked on every use. Bounded: when full, it starts over.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self._tokens: dict[tuple[str, str, str], tuple[tuple[TokenUser, str | None], float]] = {}
+
+    def get(self, key: tuple[str, str, str]) -> tuple[TokenUser, str | None] | None:
+        entry = self._tokens.get(key)
+        if entry is None:
+            return None
+        if time.time() >= entry[1]:
+            self._tokens.pop(key, None)
+            return None
+        return entry[0]
+
+    def put(self, key: tuple[str, str, str], entry: tuple[TokenUser, str | None], expires: float) -> None:
+        if len(self._tokens) >= self.MAX_ENTRIES:
+            self._tokens.clear()
+        self._tokens[key] = (entry, expires)
+
+
+verified_tokens = VerifiedTokens()

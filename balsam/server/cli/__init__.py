@@ -10,7 +10,7 @@ import sys
 from balsam.server.conf import SettingsError
 
 # Modules under balsam.server.cli, each defining `register(subparsers) -> None`.
-COMMAND_MODULES = ["migrate", "users", "backup", "restore", "dev"]
+COMMAND_MODULES = ["migrate", "users", "backup", "restore", "prune", "dev"]
 
 
 def build_parser() -> argparse.ArgumentParser:

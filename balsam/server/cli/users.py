@@ -10,6 +10,7 @@ import sys
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from balsam.server.auth import throttle
 from balsam.server.conf import load_settings
 from balsam.server.crud import users
 
@@ -28,6 +29,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action.set_defaults(func=_add if name == "add" else _passwd)
     listing = actions.add_parser("list", help="list users")
     listing.set_defaults(func=_list)
+    unlock = actions.add_parser(
+        "unlock", help="lift a login lockout now (for the user, and for client addresses given with --address)"
+    )
+    unlock.add_argument("username")
+    unlock.add_argument("--address", action="append", default=[], help="a client address to unlock too (repeatable)")
+    unlock.set_defaults(func=_unlock)
     remove = actions.add_parser("delete", help="delete a user and everything they own")
     remove.add_argument("username")
     remove.add_argument("--yes", action="store_true", help="confirm: all of the user's sites and jobs go too")
@@ -68,6 +75,7 @@ def _passwd(args: argparse.Namespace) -> int:
         if not users.set_password(db, args.username, password):
             print(f"balsam: no user {args.username!r}", file=sys.stderr)
             return 1
+        throttle.clear(db, [throttle.user_key(args.username)])  # a new password starts with a clean slate
     print(f"password changed for {args.username}")
     return 0
 
@@ -77,6 +85,14 @@ def _list(_: argparse.Namespace) -> int:
         for user in users.list_all(db):
             kind = "password" if user.hashed_password else "oauth"
             print(f"{user.id}\t{user.username}\t{kind}\t{user.created_at.isoformat(timespec='seconds')}")
+    return 0
+
+
+def _unlock(args: argparse.Namespace) -> int:
+    keys = [throttle.user_key(args.username), *(throttle.address_key(a) for a in args.address)]
+    with _session() as db, db.begin():
+        cleared = throttle.clear(db, keys)
+    print(f"cleared {cleared} login throttle counter(s); running workers notice within seconds")
     return 0
 
 

@@ -2,7 +2,10 @@
 
 Use `job_json_column()` in any SELECT over `jobs` (acquire, detail) and `json_array()` to wrap the fetched
 strings, `jobs_json_by_ids()` to serialise given ids in a given order, or `job_rows_json()` (row_to_json,
-the cheapest, used by the job list) around a filtered, ordered, paged SELECT of the whole `jobs` row.
+the cheapest, used by the job list) around a filtered, ordered, paged SELECT of `job_columns()`.
+
+`session_id` is not a column of `jobs`: it comes from the job's lease (`job_leases`), looked up per row
+(`lease_session_id`) or given by the caller (acquire knows it).
 
 A job's `last_update` is written with `+00:00` (`2024-01-02T03:04:05.123456+00:00`), as upstream writes it in
 job objects and as the client's users compare it with aware datetimes (spec §14.11); every other timestamp
@@ -24,6 +27,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     cast,
+    exists,
     func,
     literal_column,
     select,
@@ -32,7 +36,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.types import UserDefinedType
 
-from balsam.server.db.tables import Job
+from balsam.server.db.tables import Job, JobLease
 
 _DICT_COLUMNS = frozenset({"tags", "data", "launch_params"})
 # Order and names follow JobOut (balsam.server.schemas.jobs).
@@ -78,20 +82,49 @@ def last_update_text(value: datetime) -> str:
     return value.isoformat(timespec="microseconds") + "+00:00"
 
 
-def job_columns(table: FromClause | None = None) -> list[ColumnElement[Any]]:
-    """Every `jobs` column (the §5.1 keys) with `last_update` as its JSON text, for `job_rows_json`."""
+def lease_session_id(table: FromClause | None = None) -> ColumnElement[int | None]:
+    """SQL: the session holding the job of each row of `table` (default `jobs`), NULL when it is free."""
     src = table if table is not None else Job.__table__
-    return [last_update_json(c).label("last_update") if c.name == "last_update" else c for c in src.c]
+    leases = JobLease.__table__
+    return select(leases.c.session_id).where(leases.c.job_id == src.c.id).scalar_subquery()
 
 
-def job_json_column(table: FromClause | None = None, *, with_session_id: bool = True) -> ColumnElement[str]:
-    """`json_build_object(...)::text` of one job row of `table` (default: the `jobs` table)."""
+def job_is_free(table: FromClause | None = None) -> ColumnElement[bool]:
+    """SQL: no session holds the job of this row (an anti-join on `job_leases`)."""
+    src = table if table is not None else Job.__table__
+    leases = JobLease.__table__
+    return ~exists().where(leases.c.job_id == src.c.id)
+
+
+def job_columns(table: FromClause | None = None) -> list[ColumnElement[Any]]:
+    """Every §5.1 key as a column (`last_update` as its JSON text, `session_id` from the lease), in the order
+    of `jobs` with `session_id` where it used to be, for `job_rows_json`."""
+    src = table if table is not None else Job.__table__
+    columns: list[ColumnElement[Any]] = []
+    for c in src.c:
+        columns.append(last_update_json(c).label("last_update") if c.name == "last_update" else c)
+        if c.name == "app_id":
+            columns.append(lease_session_id(src).label("session_id"))
+    return columns
+
+
+def job_json_column(
+    table: FromClause | None = None,
+    *,
+    with_session_id: bool = True,
+    session_id: ColumnElement[Any] | None = None,
+) -> ColumnElement[str]:
+    """`json_build_object(...)::text` of one job row of `table` (default: the `jobs` table). `session_id` is
+    the holder's id when the caller knows it (acquire); by default it is looked up in `job_leases`."""
     src = table if table is not None else Job.__table__
     args: list[Any] = []
     for name in _COLUMNS:
-        if name == "session_id" and not with_session_id:
-            continue
-        col: Any = src.c[name]
+        if name == "session_id":
+            if not with_session_id:
+                continue
+            col: Any = session_id if session_id is not None else lease_session_id(src)
+        else:
+            col = src.c[name]
         if name in _DICT_COLUMNS:
             col = func.coalesce(col, literal_column("'{}'::jsonb"))
         elif name == "last_update":
@@ -104,7 +137,7 @@ def job_json_column(table: FromClause | None = None, *, with_session_id: bool = 
 
 def job_rows_json(inner: Select[Any], order_by: Sequence[str] = ("id",)) -> Select[tuple[str]]:
     """`row_to_json` of each row of `inner` (a SELECT of `job_columns()`, already filtered, ordered and
-    paged). Cheaper than json_build_object; correct because the `jobs` columns are exactly the §5.1 keys
+    paged). Cheaper than json_build_object; correct because those columns are exactly the §5.1 keys
     (tests/test_jobs.py checks it). `order_by` names the sort keys again (e.g. "-last_update", "id"), so
     the outer query keeps the inner order; `last_update` is text there, compared bytewise (fixed width).
     """

@@ -5,7 +5,8 @@ client and its users rely on (`filter(state="FAILED").update(state="RESTART_READ
 `job.state = "JOB_FINISHED"`). A 4xx here would not reach the user as an error: the client retries it for
 about 34 minutes (spec §11). Asking for the current state is a no-op: no event and no side effect.
 
-Side effects of a real change (§5.5): a stored state other than RUNNING clears `session_id`; READY becomes
+Side effects of a real change (§5.5): a stored state other than RUNNING ends the job's lease (its `job_leases`
+row, i.e. `session_id` becomes null); READY becomes
 STAGED_IN when no `in` item is pending; POSTPROCESSED becomes JOB_FINISHED when no `out` item is pending,
 else its `awaiting_job` out-items become `pending`; STAGED_OUT is stored as JOB_FINISHED; a job that ends
 in JOB_FINISHED releases its waiting children. A deleted parent counts as finished for release.
@@ -101,20 +102,26 @@ def insert_events(db: Session, changes: Sequence[StateChange]) -> list[dict[str,
     ]
 
 
+def release_leases(db: Session, job_ids: Sequence[int]) -> None:
+    """End the leases on these jobs (their rows already locked by the caller, who is changing their state)."""
+    if job_ids:
+        db.execute(text("DELETE FROM job_leases WHERE job_id = ANY(:ids)"), {"ids": sorted(job_ids)})
+
+
 def store_states(db: Session, changes: Sequence[StateChange], now: datetime) -> None:
-    """Write server-decided states (rows already locked): state, session lock, last_update."""
+    """Write server-decided states (rows already locked): state, last_update, and the end of the lease of a
+    job whose new state is not RUNNING."""
     if not changes:
         return
     db.execute(
         text(
-            "UPDATE jobs SET state = u.state,"
-            " session_id = CASE WHEN u.state = 'RUNNING' THEN jobs.session_id ELSE NULL END,"
-            " last_update = :now"
+            "UPDATE jobs SET state = u.state, last_update = :now"
             " FROM unnest(CAST(:ids AS bigint[]), CAST(:states AS text[])) AS u(id, state)"
             " WHERE jobs.id = u.id"
         ),
         {"ids": [c.job_id for c in changes], "states": [str(c.to_state) for c in changes], "now": now},
     )
+    release_leases(db, [c.job_id for c in changes if c.to_state != S.RUNNING])
 
 
 def lock_jobs(db: Session, job_ids: Iterable[int]) -> dict[int, str]:

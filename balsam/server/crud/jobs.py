@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import ColumnElement, Select, func, select, text
+from sqlalchemy import BigInteger, ColumnElement, Integer, Select, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from balsam.server.api.errors import BadRequest, NotFound
@@ -22,6 +22,7 @@ from balsam.server.clock import utcnow
 from balsam.server.crud.job_json import (
     bigint_array,
     job_columns,
+    job_is_free,
     job_json_column,
     job_rows_json,
     json_array,
@@ -31,9 +32,11 @@ from balsam.server.crud.job_states import (
     StateChange,
     insert_events,
     release_children,
+    release_leases,
     resolve_state,
     transfer_status,
 )
+from balsam.server.db.session import compile_read, read_compiled
 from balsam.server.db.tables import App, BatchJob, Job, Site
 from balsam.server.schemas.common import MAX_ITEMS_PER_BULK_OP, like_escape
 from balsam.server.schemas.jobs import JobState, JobUpdate
@@ -47,7 +50,7 @@ _JOBS = Job.__table__  # Core columns: no ORM row processing on the 5,000-row pa
 ORDERINGS = ("last_update", "-last_update", "id", "-id", "state", "-state", "workdir", "-workdir")
 
 
-def owned_app_ids(owner_id: int) -> Select[tuple[int]]:
+def owned_app_ids(owner_id: int | ColumnElement[int]) -> Select[tuple[int]]:
     return select(App.id).join(Site, App.site_id == Site.id).where(Site.owner_id == owner_id)
 
 
@@ -143,11 +146,19 @@ def list_json(db: Session, owner_id: int, f: JobFilters, ordering: str | None, l
     return f'{{"count":{total},"results":' + json_array(rows) + "}"
 
 
+_GET_JSON = compile_read(
+    select(job_json_column()).where(
+        Job.id == bindparam("job_id", type_=BigInteger),
+        Job.app_id.in_(owned_app_ids(bindparam("owner_id", type_=Integer)).scalar_subquery()),
+    )
+)
+
+
 def get_json(db: Session, owner_id: int, job_id: int) -> str:
-    row = db.execute(select(job_json_column()).where(Job.id == job_id, owned_condition(owner_id))).scalar()
+    row = read_compiled(db, _GET_JSON, {"job_id": job_id, "owner_id": owner_id}).scalar()
     if row is None:
         raise NotFound()
-    return row
+    return str(row)
 
 
 def list_rows(
@@ -188,10 +199,10 @@ _INSERT_JOBS = text(
     INSERT INTO jobs (id, app_id, workdir, tags, parent_ids, state, last_update, serialized_parameters,
         serialized_return_value, serialized_exception, data, return_code, pending_file_cleanup, num_nodes,
         ranks_per_node, threads_per_rank, threads_per_core, gpus_per_rank, node_packing_count, wall_time_min,
-        launch_params, batch_job_id, session_id)
+        launch_params, batch_job_id)
     SELECT r.id, r.app_id, r.workdir, r.tags, r.parent_ids, r.state, :now, r.serialized_parameters, '', '',
         r.data, r.return_code, true, r.num_nodes, r.ranks_per_node, r.threads_per_rank, r.threads_per_core,
-        r.gpus_per_rank, r.node_packing_count, r.wall_time_min, r.launch_params, NULL, NULL
+        r.gpus_per_rank, r.node_packing_count, r.wall_time_min, r.launch_params, NULL
     FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
         id bigint, app_id integer, workdir text, tags jsonb, parent_ids bigint[], state text,
         serialized_parameters text, data jsonb, return_code integer, num_nodes integer, ranks_per_node integer,
@@ -345,7 +356,6 @@ _CASTS = {
     "pending_file_cleanup": "CAST(e.p->>'pending_file_cleanup' AS boolean)",
     "serialized_return_value": "e.p->>'serialized_return_value'",
     "serialized_exception": "e.p->>'serialized_exception'",
-    "session_id": "CAST(e.p->>'session_id' AS integer)",
 }
 
 
@@ -406,6 +416,7 @@ def apply_updates(
     keys: set[str] = set()
     changes: list[StateChange] = []
     stage_out: list[int] = []
+    released: list[int] = []
     changing = set(state_jobs)
     # One pydantic-core call dumps every item's sent keys (exclude_unset), instead of 5,000 model_dumps.
     dumped: list[dict[str, Any]] = _UPDATE_DUMPER.dump_python([u for _, u in items], mode="json", exclude_unset=True)
@@ -419,7 +430,7 @@ def apply_updates(
             stored, data = resolve_state(job_id, update.state, status, data)
             values["state"] = str(stored)
             if stored != JobState.RUNNING:
-                values["session_id"] = None
+                released.append(job_id)
             if stored == JobState.POSTPROCESSED:
                 stage_out.append(job_id)
             timestamp = update.state_timestamp if update.state_timestamp is not None else now
@@ -431,6 +442,7 @@ def apply_updates(
         payload.append(values)
 
     db.execute(text(_update_statement(keys)), {"payload": json.dumps(payload), "now": now})
+    release_leases(db, released)
     if stage_out:
         db.execute(
             text(
@@ -445,7 +457,7 @@ def apply_updates(
     return len(ids), events
 
 
-_UPDATABLE = frozenset(_CASTS) - {"session_id"}
+_UPDATABLE = frozenset(_CASTS)
 _UPDATE_DUMPER: TypeAdapter[list[JobUpdate]] = TypeAdapter(list[JobUpdate])
 
 
@@ -483,13 +495,13 @@ class DeleteResult:
 
 def delete_one(db: Session, owner_id: int, job_id: int) -> DeleteResult:
     """Delete one job (404 if missing or foreign); a job held by a session is kept (spec §14.13)."""
-    row = db.execute(
-        select(Job.id, Job.session_id).where(Job.id == job_id, owned_condition(owner_id)).with_for_update()
-    ).first()
+    row = db.execute(select(Job.id).where(Job.id == job_id, owned_condition(owner_id)).with_for_update()).first()
     if row is None:
         raise NotFound()
-    if row.session_id is not None:
-        logger.warning("DELETE /jobs/%d kept the job: session %d holds it", job_id, row.session_id)
+    # Read after the row lock (a new snapshot): a lease committed while we waited for the lock is seen.
+    holder = db.scalar(text("SELECT session_id FROM job_leases WHERE job_id = :id"), {"id": job_id})
+    if holder is not None:
+        logger.warning("DELETE /jobs/%d kept the job: session %d holds it", job_id, holder)
         return DeleteResult([], 1, [])
     db.execute(text("DELETE FROM jobs WHERE id = :id"), {"id": job_id})
     return DeleteResult([job_id], 0, release_children(db, [job_id], utcnow()))
@@ -500,10 +512,22 @@ def delete_by_query(db: Session, owner_id: int, f: JobFilters) -> DeleteResult:
 
     Children whose parents are now all finished or deleted are released.
     """
-    locked = select(Job.id).where(*conditions(owner_id, f), Job.session_id.is_(None)).order_by(Job.id)
-    ids = list(db.scalars(locked.with_for_update(skip_locked=True)))
-    if ids:
-        db.execute(text("DELETE FROM jobs WHERE id = ANY(:ids)"), {"ids": ids})
+    locked = select(Job.id).where(*conditions(owner_id, f), job_is_free()).order_by(Job.id)
+    candidates = list(db.scalars(locked.with_for_update(skip_locked=True)))
+    ids: list[int] = []
+    if candidates:
+        # The lease test again, in a new snapshot: a job acquired (and committed) after the SELECT above took
+        # its snapshot, but before it locked the row, is seen here. Acquire locks the job row before it leases
+        # it, so no new lease can appear on the rows locked now.
+        ids = sorted(
+            db.scalars(
+                text(
+                    "DELETE FROM jobs WHERE id = ANY(:ids)"
+                    " AND NOT EXISTS (SELECT 1 FROM job_leases l WHERE l.job_id = jobs.id) RETURNING id"
+                ),
+                {"ids": candidates},
+            )
+        )
     kept = count(db, owner_id, f)
     if kept:
         logger.warning("DELETE /jobs/ kept %d matching jobs: held by a session or locked by another request", kept)

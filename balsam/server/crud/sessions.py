@@ -1,7 +1,9 @@
 """Sessions: leases on jobs, acquisition and expiry (spec §8, §12.15, §12.16, §14.6, §14.7).
 
-Lock order, everywhere: the session row(s) first, then job rows in id order. Acquire never waits on a job
-row (SKIP LOCKED); expiry waits only on the rows of the sessions it holds.
+Lock order, everywhere: the session row(s) first, then job rows in id order, then their lease rows
+(`job_leases`). Acquire never waits on a job row (SKIP LOCKED) and only leases jobs whose rows it has locked;
+expiry waits only on the RUNNING jobs of the sessions it holds, and ends their other leases without touching
+the job rows.
 
 `expire_sessions` is the one code path that ends a lease: `DELETE /sessions/{id}`, the background sweeper
 (balsam.server.sweeper) and a tick or acquire that finds its own session already expired all use it.
@@ -16,14 +18,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Float, Integer, Row, Table, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import Float, Integer, Row, Table, bindparam, delete, func, insert, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session as DbSession
 
 from balsam.server.api.errors import BadRequest, NotFound
 from balsam.server.clock import utcnow
-from balsam.server.crud.job_json import bigint_array, job_json_column, json_array
-from balsam.server.db.tables import App, BatchJob, Job, Session, Site
+from balsam.server.crud.job_json import bigint_array, job_is_free, job_json_column, json_array
+from balsam.server.db.tables import App, BatchJob, Job, JobLease, Session, Site
 from balsam.server.schemas.jobs import JobState
 from balsam.server.schemas.sessions import SORT_LONG_LARGE_FIRST, SessionAcquire, SessionCreate
 
@@ -57,6 +60,7 @@ class LeaseOutcome:
 
     expired: ExpiryResult | None = None
     jobs_json: str = "[]"
+    acquired: int = 0  # jobs in `jobs_json`
 
 
 def _int_array(values: Sequence[int]) -> Any:
@@ -103,12 +107,12 @@ def list_owned(db: DbSession, owner_id: int, ids: list[int] | None) -> list[Sess
 _TIME_OUT_RUNNING = text(
     """
     WITH running AS (
-        SELECT id FROM jobs
-        WHERE session_id = ANY(:session_ids) AND state = :running
-        ORDER BY id
-        FOR UPDATE
+        SELECT jobs.id FROM jobs JOIN job_leases ON job_leases.job_id = jobs.id
+        WHERE job_leases.session_id = ANY(:session_ids) AND jobs.state = :running
+        ORDER BY jobs.id
+        FOR UPDATE OF jobs
     ), timed_out AS (
-        UPDATE jobs SET state = :timeout, session_id = NULL, last_update = :now
+        UPDATE jobs SET state = :timeout, last_update = :now
         FROM running WHERE jobs.id = running.id
         RETURNING jobs.id, jobs.app_id
     ), events AS (
@@ -126,12 +130,8 @@ _TIME_OUT_RUNNING = text(
     """
 )
 
-_RELEASE_HELD = text(
-    """
-    UPDATE jobs SET session_id = NULL
-    WHERE id IN (SELECT id FROM jobs WHERE session_id = ANY(:session_ids) ORDER BY id FOR UPDATE)
-    """
-)
+# Every lease of these sessions (the RUNNING jobs among them have just timed out); the jobs keep their state.
+_RELEASE_HELD = text("DELETE FROM job_leases WHERE session_id = ANY(:session_ids)")
 
 
 def expire_sessions(db: DbSession, session_ids: Sequence[int], now: datetime) -> ExpiryResult:
@@ -242,7 +242,7 @@ def acquire(
     jobs = cast(Table, Job.__table__)
     conditions: list[Any] = [
         jobs.c.app_id == func.any(bigint_array(app_ids)),
-        jobs.c.session_id.is_(None),
+        job_is_free(jobs),
         jobs.c.state == func.any(bindparam("states", [s.value for s in spec.states], type_=ARRAY(jobs.c.state.type))),
     ]
     if spec.filter_tags:
@@ -290,19 +290,37 @@ def acquire(
     else:
         kept = select(candidates.c.id).subquery()
 
-    values: dict[str, Any] = {"session_id": session.id}
-    if session.batch_job_id is not None:
-        values["batch_job_id"] = session.batch_job_id
-    acquired = (
-        update(jobs)
-        .where(jobs.c.id == kept.c.id, jobs.c.session_id.is_(None))
-        .values(**values)
-        .returning(jobs.c.id, *_sort_columns(jobs), job_json_column(jobs).label("job"))
-        .cte("acquired")
+    # The lease rows. The primary key is the last word on exclusivity: a job leased (and committed) by another
+    # session after this statement's snapshot was taken looks free above, but its lease already exists, so
+    # ON CONFLICT skips it, and only the leases inserted here are handed out.
+    leases = cast(Table, JobLease.__table__)
+    leased = (
+        pg_insert(leases)
+        .from_select(["job_id", "session_id"], select(kept.c.id, literal(session.id)).order_by(kept.c.id))
+        .on_conflict_do_nothing(index_elements=[leases.c.job_id])
+        .returning(leases.c.job_id)
+        .cte("leased")
     )
+    holder = literal(session.id, type_=Integer)
+    acquired: Any
+    if session.batch_job_id is not None:
+        # Stamping the batch job is the one write to the job rows that acquire still makes.
+        acquired = (
+            update(jobs)
+            .where(jobs.c.id == leased.c.job_id)
+            .values(batch_job_id=session.batch_job_id)
+            .returning(jobs.c.id, *_sort_columns(jobs), job_json_column(jobs, session_id=holder).label("job"))
+            .cte("acquired")
+        )
+    else:
+        acquired = (
+            select(jobs.c.id, *_sort_columns(jobs), job_json_column(jobs, session_id=holder).label("job"))
+            .join(leased, jobs.c.id == leased.c.job_id)
+            .cte("acquired")
+        )
     reply_order = _cte_order(acquired, spec.sort_by == SORT_LONG_LARGE_FIRST) if mpi else [acquired.c.id]
     rows = db.execute(select(acquired.c.job).order_by(*reply_order)).scalars().all()
-    return LeaseOutcome(jobs_json=json_array(rows))
+    return LeaseOutcome(jobs_json=json_array(rows), acquired=len(rows))
 
 
 def _sort_columns(jobs: Any) -> list[Any]:

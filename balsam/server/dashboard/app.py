@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from balsam.server.api.deps import reject_nul_characters
 from balsam.server.api.errors import NotFound
-from balsam.server.conf import Settings, get_settings
+from balsam.server.conf import Settings
 from balsam.server.dashboard import routes, signin
 from balsam.server.dashboard.templating import MOUNT_PATH, STATIC_DIR, render
 
@@ -107,8 +107,7 @@ def _unexpected(request: Request, exc: Exception) -> Response:
 
 def create_dashboard(settings: Settings) -> FastAPI:
     dashboard = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, dependencies=[Depends(reject_nul_characters)])
-    # The same settings object as the API's (tests build apps with settings of their own).
-    dashboard.dependency_overrides[get_settings] = lambda: settings
+    # The same settings object as the API's (api.deps.app_settings reads it from the app serving the request).
     dashboard.state.settings = settings
     handlers: dict[Any, Any] = {
         signin.SignInRequired: _sign_in_required,
@@ -127,4 +126,8 @@ def create_dashboard(settings: Settings) -> FastAPI:
 
 
 def mount(app: FastAPI, settings: Settings) -> None:
-    app.mount(MOUNT_PATH, create_dashboard(settings))
+    dashboard = create_dashboard(settings)
+    # Password sign-in here counts against the same limits as POST /auth/password/login (absent when
+    # password login is off).
+    dashboard.state.login_throttle = getattr(app.state, "login_throttle", None)
+    app.mount(MOUNT_PATH, dashboard)

@@ -110,7 +110,13 @@ def login(
     elif not _password_enabled(settings):
         user, error = None, "Password sign-in is disabled on this server; sign in with an access token."
     elif username and password:
-        user = signin.check_password(db, username, password)
+        outcome = signin.check_password(request, db, username, password)
+        if outcome.retry_after is not None:
+            error = f"Too many failed sign-ins for this account or address; try again in {outcome.retry_after} s."
+            response = _login_page(request, settings, next_path, error, username, status_code=429)
+            response.headers["Retry-After"] = str(outcome.retry_after)
+            return response
+        user = TokenUser(outcome.user_id, username) if outcome.user_id is not None else None
         error = "Wrong username or password."
     else:
         user, error = None, "Enter your username and password, or an access token."

@@ -29,11 +29,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from balsam.server.api.deps import DbDep, SettingsDep
-from balsam.server.auth.passwords import verify_password
+from balsam.server.auth import password_login
+from balsam.server.auth.throttle import LoginThrottle
 from balsam.server.auth.tokens import PURPOSE_DASHBOARD, InvalidToken, TokenUser, create_token, decode_token
 from balsam.server.clock import utcnow
 from balsam.server.conf import Settings
-from balsam.server.crud import users
 from balsam.server.db.tables import User
 
 SESSION_COOKIE = "balsam_dashboard"
@@ -173,14 +173,11 @@ def safe_next(request: Request, target: str | None) -> str:
 # ------------------------------------------------------------------------------------------ credentials
 
 
-def check_password(db: Session, username: str, password: str) -> TokenUser | None:
-    """The account these credentials sign in to, or None (unknown user, OAuth-only account, wrong password)."""
-    user = users.get_by_username(db, username) if "\x00" not in username else None
-    found = (user.id, user.username, user.hashed_password) if user is not None else None
-    db.rollback()
-    if found is None or found[2] is None or not verify_password(found[2], password):
-        return None
-    return TokenUser(found[0], found[1])
+def check_password(request: Request, db: Session, username: str, password: str) -> password_login.LoginOutcome:
+    """The account these credentials sign in to, under the same login throttle as the API's password login."""
+    throttle: LoginThrottle = request.app.state.login_throttle  # set when password login is on (app.mount)
+    address = request.client.host if request.client else None
+    return password_login.attempt(db, throttle, username, password, address)
 
 
 def check_api_token(db: Session, settings: Settings, token: str) -> TokenUser | None:

@@ -1,6 +1,9 @@
 """The process-wide SQLAlchemy engine and session factory.
 
-Created lazily so that each gunicorn worker builds its own connection pool after the fork.
+Created lazily so that each gunicorn worker builds its own connection pool after the fork. Connections sit in
+the pool in autocommit mode with `default_transaction_read_only` on: a read is one round trip, and writes run in
+the explicit transactions of `BalsamSession.begin()` (balsam.server.db.session). There is no ping on checkout:
+balsam.server.db.connections finds connections the server has closed without one.
 """
 
 from __future__ import annotations
@@ -13,17 +16,23 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from balsam.server.conf import Settings, get_settings
+from balsam.server.db import connections
+from balsam.server.db.session import BalsamSession
+
+# Every timestamp the service writes or compares is UTC; statements outside a transaction may only read.
+CONNECTION_OPTIONS = "-c timezone=UTC -c default_transaction_read_only=on"
 
 
 def make_engine(settings: Settings) -> Engine:
-    return create_engine(
+    engine = create_engine(
         settings.sqlalchemy_url,
-        pool_size=settings.database_pool_size,
+        pool_size=settings.pool_size(),
         max_overflow=settings.database_max_overflow,
-        pool_pre_ping=True,
-        # Every timestamp the service writes or compares is UTC.
-        connect_args={"options": "-c timezone=UTC"},
+        pool_pre_ping=False,  # connections.install checks idle connections without a round trip
+        connect_args={"options": CONNECTION_OPTIONS},
     )
+    connections.install(engine, wait_seconds=settings.database_reconnect_seconds)
+    return engine
 
 
 @lru_cache(maxsize=1)
@@ -33,7 +42,7 @@ def get_engine() -> Engine:
 
 @lru_cache(maxsize=1)
 def get_sessionmaker() -> sessionmaker[Session]:
-    return sessionmaker(bind=get_engine(), expire_on_commit=False, autoflush=False)
+    return sessionmaker(bind=get_engine(), class_=BalsamSession, expire_on_commit=False, autoflush=False)
 
 
 def reset_engine() -> None:

@@ -25,10 +25,11 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     func,
+    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
 # Deterministic constraint names keep Alembic autogenerate diffs empty and migrations readable.
 NAMING_CONVENTION = {
@@ -80,6 +81,21 @@ class AuthState(Base):
 
     state: Mapped[str] = mapped_column(String(256), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, server_default=_NOW)
+
+
+class LoginThrottle(Base):
+    """Recent failed password logins per username (`user:<name>`) and per client address (`addr:<ip>`), shared
+    by every worker and host (balsam.server.auth.throttle). UNLOGGED: the counters are worth nothing after a
+    crash (PostgreSQL empties the table then), so they skip the write-ahead log."""
+
+    __tablename__ = "login_throttle"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime)
+    # Short keyed digests of the distinct (username, password) pairs that failed in this window.
+    fingerprints: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Site(Base):
@@ -146,6 +162,19 @@ class Session(Base):
     heartbeat: Mapped[datetime] = mapped_column(DateTime, server_default=_NOW, index=True)
 
 
+class JobLease(Base):
+    """Which session holds a job (spec §8), one narrow row per held job.
+
+    Kept out of `jobs` so that acquiring and releasing jobs insert and delete these rows instead of rewriting
+    the wide `jobs` rows and every one of their indexes. Deleting the job or the session deletes the lease.
+    """
+
+    __tablename__ = "job_leases"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+
+
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
@@ -153,13 +182,20 @@ class Job(Base):
         # footprint arithmetic instead.
         Index("ix_jobs_tags", "tags", postgresql_using="gin", postgresql_ops={"tags": "jsonb_path_ops"}),
         Index("ix_jobs_parent_ids", "parent_ids", postgresql_using="gin"),
-        # Acquire scans unlocked jobs of a few apps in a few states.
-        Index("ix_jobs_acquirable", "app_id", "state", postgresql_where=text("session_id IS NULL")),
+        # Acquire scans the jobs of a few apps in a few states; app_id first, so it also serves the FK.
+        Index("ix_jobs_acquirable", "app_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
-    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"), index=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    # The lock holder, read from `job_leases` (not a column of `jobs`): for ORM reads and filters only.
+    session_id: Mapped[int | None] = column_property(
+        select(JobLease.session_id)
+        .where(JobLease.job_id == id)
+        .correlate_except(JobLease)
+        .scalar_subquery()
+        .label("session_id")
+    )
     batch_job_id: Mapped[int | None] = mapped_column(ForeignKey("batch_jobs.id", ondelete="SET NULL"), index=True)
     workdir: Mapped[str] = mapped_column(Text)
     tags: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=_EMPTY_OBJECT)
@@ -201,7 +237,7 @@ class TransferItem(Base):
 class LogEvent(Base):
     __tablename__ = "log_events"
     __table_args__ = (
-        # A few states within a time range: the dashboard's throughput charts and failure list (migration 0003).
+        # A few states within a time range: the dashboard's throughput charts and failure list (migration 0005).
         Index("ix_log_events_to_state_timestamp", "to_state", "timestamp", postgresql_include=["job_id"]),
     )
 
@@ -220,7 +256,9 @@ __all__ = [
     "BatchJob",
     "DeviceCodeAttempt",
     "Job",
+    "JobLease",
     "LogEvent",
+    "LoginThrottle",
     "Session",
     "Site",
     "TransferItem",

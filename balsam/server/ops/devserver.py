@@ -150,6 +150,8 @@ def gunicorn_env(options: DevOptions, database_url: str, redis_params: dict[str,
         }
     )
     env.setdefault("GUNICORN_GRACEFUL_TIMEOUT", "5")
+    # A local server is for trying things out: anyone may register (production's default is off).
+    env.setdefault("BALSAM_AUTH_ALLOW_REGISTRATION", "true")
     return env
 
 

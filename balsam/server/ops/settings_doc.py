@@ -70,6 +70,18 @@ GUNICORN_ENV = (
     ),
 )
 
+# Read by the gunicorn hooks in balsam.server.serving (process environment of the master).
+SERVING_ENV = (
+    EnvVar(
+        "PROMETHEUS_MULTIPROC_DIR",
+        "path",
+        "a fresh directory per start",
+        "Directory of the workers' metric files (prometheus-client multiprocess mode). Unset: the master makes "
+        "`balsam-metrics-*` under `$RUNTIME_DIRECTORY` or the temporary directory and removes it on exit. Set: "
+        "used as is and emptied at start; one per gunicorn instance.",
+    ),
+)
+
 # Only docker-compose.yml reads these (interpolation from `.env` next to it).
 COMPOSE_ENV = (
     EnvVar(
@@ -158,8 +170,8 @@ def groups() -> list[Group]:
         Group(
             "Gunicorn (process environment only)",
             "Read by `balsam/server/gunicorn.conf.example.py` when gunicorn starts and on every HUP, from the "
-            "environment of the gunicorn master (not from `.env`).",
-            GUNICORN_ENV,
+            "environment of the gunicorn master (not from `.env`); the last one by its hooks (balsam.server.serving).",
+            GUNICORN_ENV + SERVING_ENV,
         ),
         Group(
             "Docker Compose only",

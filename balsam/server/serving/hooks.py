@@ -1,5 +1,6 @@
 """gunicorn server hooks: check the settings and the code as a new worker would load them, in a child
-interpreter, before gunicorn starts workers and before a HUP replaces them."""
+interpreter, before gunicorn starts workers and before a HUP replaces them; and keep the directory of the
+workers' Prometheus metrics (balsam.server.serving.multiprocess)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
+
+from balsam.server.serving import multiprocess
 
 # Run in a child interpreter, so the master never imports the application or its libraries.
 _CHECK = (
@@ -23,6 +27,7 @@ def _settings_problem() -> str | None:
     code and libraries installed at that moment.
     """
     env = dict(os.environ)
+    env.pop(multiprocess.ENV, None)  # the check records no metrics: leave no files of its own in the directory
     env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     # The master's SIGCHLD handler reaps any child (waitpid(-1)) and would take the check's exit status; hold
     # SIGCHLD until the check has been waited for. Workers that exit meanwhile are reaped when it is released.
@@ -41,11 +46,30 @@ def _settings_problem() -> str | None:
     return lines[-1] if lines else f"the settings check exited with status {result.returncode}"
 
 
+_created_metrics_dir: Path | None = None
+
+
 def on_starting(server: Any) -> None:
-    """Fail fast, in the master, with a one-line message when the settings are invalid."""
+    """Fail fast, in the master, with a one-line message when the settings are invalid; then prepare the
+    metrics directory that the workers will inherit."""
+    global _created_metrics_dir
     problem = _settings_problem()
     if problem:
         raise SystemExit(f"balsam: {problem}")
+    path, created = multiprocess.prepare()
+    multiprocess.load_library()
+    _created_metrics_dir = path if created else None
+    server.log.info("balsam: Prometheus multiprocess directory %s", path)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker exited (reload, crash, shutdown): its live gauges no longer count."""
+    multiprocess.worker_exited(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    if _created_metrics_dir is not None:
+        multiprocess.remove(_created_metrics_dir)
 
 
 def on_reload(server: Any) -> None:

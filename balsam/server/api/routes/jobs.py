@@ -123,7 +123,7 @@ def parse_create(raw: bytes) -> list[dict[str, Any]]:
 Ordering = Literal["last_update", "-last_update", "id", "-id", "state", "-state", "workdir", "-workdir"]
 
 
-def job_filters(
+async def job_filters(
     id: Annotated[list[LookupId] | None, Query()] = None,
     parent_id: Annotated[list[LookupId] | None, Query()] = None,
     app_id: LookupId | None = None,
@@ -181,10 +181,13 @@ def get_job(job_id: LookupId, user: CurrentUser, db: DbDep) -> Response:
 )
 def create_jobs(raw: RawBody, user: CurrentUser, db: DbDep) -> Response:
     with bulk_gc_pause():
-        rows = parse_create(raw)
-        with db.begin():
-            body = jobs.bulk_create(db, user.id, rows)
-        del rows
+        parsed = [parse_create(raw)]
+
+        def create() -> str:
+            # bulk_create completes the rows in place: a re-run (run_write) parses the body again.
+            return jobs.bulk_create(db, user.id, parsed.pop() if parsed else parse_create(raw))
+
+        body = run_write(db, create)
     return Response(body, status_code=status.HTTP_201_CREATED, media_type=_JSON)
 
 

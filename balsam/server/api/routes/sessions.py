@@ -12,6 +12,8 @@ from fastapi import APIRouter, Query, Response, status
 from balsam.server.api.deps import CurrentUser, DbDep, PublisherDep, SettingsDep
 from balsam.server.api.errors import NotFound
 from balsam.server.crud import sessions
+from balsam.server.crud.transactions import run_write
+from balsam.server.metrics.counters import JOBS_ACQUIRED
 from balsam.server.schemas.common import LookupId, Page
 from balsam.server.schemas.jobs import JobOut
 from balsam.server.schemas.sessions import SessionAcquire, SessionCreate, SessionOut
@@ -30,8 +32,7 @@ def list_sessions(
 
 @router.post("/", response_model=SessionOut, status_code=status.HTTP_201_CREATED)
 def create_session(body: SessionCreate, user: CurrentUser, db: DbDep) -> SessionOut:
-    with db.begin():
-        return SessionOut.model_validate(sessions.create(db, user.id, body))
+    return run_write(db, lambda: SessionOut.model_validate(sessions.create(db, user.id, body)))
 
 
 @router.post(
@@ -48,11 +49,13 @@ def acquire_jobs(
     publisher: PublisherDep,
 ) -> Response:
     now = sessions.utcnow()
-    with db.begin():
-        outcome = sessions.acquire(db, user.id, session_id, body, now, settings.session_expiry_seconds)
+    outcome = run_write(
+        db, lambda: sessions.acquire(db, user.id, session_id, body, now, settings.session_expiry_seconds)
+    )
     if outcome.expired is not None:
         publish_expiry(publisher, outcome.expired)
         raise NotFound()
+    JOBS_ACQUIRED.inc(outcome.acquired)  # after the commit
     # The JSON is built by PostgreSQL (crud.job_json); skip re-validating it through JobOut.
     return Response(content=outcome.jobs_json, media_type="application/json")
 
@@ -62,8 +65,7 @@ def tick_session(
     session_id: LookupId, user: CurrentUser, db: DbDep, settings: SettingsDep, publisher: PublisherDep
 ) -> None:
     now = sessions.utcnow()
-    with db.begin():
-        outcome = sessions.tick(db, user.id, session_id, now, settings.session_expiry_seconds)
+    outcome = run_write(db, lambda: sessions.tick(db, user.id, session_id, now, settings.session_expiry_seconds))
     if outcome.expired is not None:
         publish_expiry(publisher, outcome.expired)
         raise NotFound()
@@ -72,8 +74,7 @@ def tick_session(
 
 @router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 def delete_session(session_id: LookupId, user: CurrentUser, db: DbDep, publisher: PublisherDep) -> Response:
-    with db.begin():
-        result = sessions.delete_owned(db, user.id, session_id, sessions.utcnow())
+    result = run_write(db, lambda: sessions.delete_owned(db, user.id, session_id, sessions.utcnow()))
     publish_expiry(publisher, result)
     publisher.publish(user.id, "delete", "session", {"id": session_id})
     return Response(status_code=status.HTTP_204_NO_CONTENT)

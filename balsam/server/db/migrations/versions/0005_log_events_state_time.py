@@ -9,8 +9,8 @@ Leading with `to_state`, it also serves every query the single-column `ix_log_ev
 The build blocks writes to log_events while it runs (about 1 s per million events on a small machine);
 upgrade with the servers stopped, as docs/upgrade.md says.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-02 12:00:00
 """
 
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0003"
-down_revision: str | None = "0002"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
