@@ -207,6 +207,33 @@ def test_wrong_password_and_bad_token_show_the_form_again(
     assert web.get("/dashboard/", follow_redirects=False).status_code == 303
 
 
+def test_password_sign_in_shares_the_api_login_throttle(
+    account: Callable[[], Account], app_factory: Callable[..., TestClient]
+) -> None:
+    """Failures on the sign-in form count against the same per-username limit as POST /auth/password/login:
+    the form cannot be used to guess passwords past the API's throttle, nor the other way round."""
+    who = account()
+    limited = app_factory(BALSAM_AUTH_LOGIN_FAILURES_PER_USER="2", BALSAM_AUTH_LOGIN_FAILURE_WINDOW="60")
+    first = limited.post(
+        "/dashboard/login", data={"csrf_token": login_csrf(limited), "username": who.name, "password": "guess-1"}
+    )
+    assert first.status_code == 401
+    assert limited.post("/auth/password/login", data={"username": who.name, "password": "guess-2"}).status_code == 401
+    # The limit is reached: even the right password is refused, on the form (429 page) and on the API.
+    refused = limited.post(
+        "/dashboard/login",
+        data={"csrf_token": login_csrf(limited), "username": who.name, "password": who.password},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) > 0
+    assert "Too many failed sign-ins" in refused.text
+    assert signin.SESSION_COOKIE not in set_cookies(refused)
+    api = limited.post("/auth/password/login", data={"username": who.name, "password": who.password})
+    assert api.status_code == 401
+    assert "retry-after" in api.headers
+
+
 def test_sign_in_with_an_existing_token_lives_no_longer_than_it(
     account: Callable[[], Account], app_factory: Callable[..., TestClient]
 ) -> None:

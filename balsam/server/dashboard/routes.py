@@ -113,9 +113,9 @@ def login(
         outcome = signin.check_password(request, db, username, password)
         if outcome.retry_after is not None:
             error = f"Too many failed sign-ins for this account or address; try again in {outcome.retry_after} s."
-            response = _login_page(request, settings, next_path, error, username, status_code=429)
-            response.headers["Retry-After"] = str(outcome.retry_after)
-            return response
+            refused = _login_page(request, settings, next_path, error, username, status_code=429)
+            refused.headers["Retry-After"] = str(outcome.retry_after)
+            return refused
         user = TokenUser(outcome.user_id, username) if outcome.user_id is not None else None
         error = "Wrong username or password."
     else:
