@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from balsam.server.embedded.redis import RedisServer
+from balsam.server.pubsub import user_channel
 
 
 @pytest.fixture
@@ -44,6 +45,23 @@ def _user(app: TestClient, name: str) -> tuple[TestClient, str]:
     token = str(app.post("/auth/password/login", data={"username": name, "password": "pw"}).json()["access_token"])
     app.headers["Authorization"] = f"Bearer {token}"
     return app, token
+
+
+def _wait_subscribed(redis_server: RedisServer, user: TestClient) -> None:
+    """The websocket subscribes after it reads the token, asynchronously: a message published before that
+    is not delivered, so wait until Redis counts the subscriber."""
+    channel = user_channel(int(user.get("/auth/password/me").json()["id"]))
+    client = redis.Redis(unix_socket_path=redis_server.params["unix_socket_path"])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            counts: list[tuple[bytes, int]] = client.pubsub_numsub(channel)  # type: ignore[assignment]
+            if counts[0][1] >= 1:
+                return
+            time.sleep(0.02)
+    finally:
+        client.close()
+    raise AssertionError(f"no subscriber of {channel} within 10 s")
 
 
 def _workload(user: TestClient, n: int) -> None:
@@ -82,6 +100,7 @@ def test_api_keeps_serving_with_redis_stopped_mid_run(
     pubsub_log.set_level(logging.INFO, logger="balsam")  # after the app configured logging
     with user.websocket_connect("/subscribe-user") as ws:
         ws.send_text(token)
+        _wait_subscribed(own_redis, user)
         _workload(user, 0)
         frame = json.loads(ws.receive_bytes())  # Redis up: the first published message arrives
         assert frame["action"] == "create" and frame["type"] == "site"
