@@ -250,8 +250,11 @@ def test_pages_fit_a_phone(
     # Nothing wider than the screen: wide tables and charts scroll inside their own box.
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert page.get_by_role("navigation", name="Dashboard sections").is_visible()
-    if path == "/dashboard/":
-        screenshot = artifact_path("dashboard-phone.png", tmp_path)
+    if path == "/dashboard/":  # the screenshot shows the live status settled
+        expect(page.locator("#live-status")).to_have_attribute("data-mode", "socket", timeout=LIVE_TIMEOUT_MS)
+    shots = {"/dashboard/": "dashboard-phone.png", "job": "dashboard-phone-job.png"}
+    if path in shots:
+        screenshot = artifact_path(shots[path], tmp_path)
         page.screenshot(path=str(screenshot), full_page=False)
         print(f"screenshot: {screenshot}")
     clean(tab)
