@@ -7,7 +7,7 @@ Leading with `to_state`, it also serves every query the single-column `ix_log_ev
 (`GET /events/?to_state=`), which it replaces, so event inserts maintain no more indexes than before.
 
 The build blocks writes to log_events while it runs (about 1 s per million events on a small machine);
-upgrade with the servers stopped, as docs/upgrade.md says.
+upgrade with the servers stopped or at a quiet moment (docs/upgrade.md).
 
 Revision ID: 0005
 Revises: 0004
