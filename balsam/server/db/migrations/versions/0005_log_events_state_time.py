@@ -6,7 +6,7 @@ index answers as index ranges (with `job_id` included, for the ownership join, w
 Leading with `to_state`, it also serves every query the single-column `ix_log_events_to_state` served
 (`GET /events/?to_state=`), which it replaces, so event inserts maintain no more indexes than before.
 
-The build blocks writes to log_events while it runs (about 1 s per million events on a small machine);
+The build blocks writes to log_events while it runs (2 to 3 s per million events measured on a 2-core machine);
 upgrade with the servers stopped or at a quiet moment (docs/upgrade.md).
 
 Revision ID: 0005
