@@ -22,6 +22,7 @@
     "python-multipart"
     "httpx"
     "websockets"
+    "jinja2"
     "prometheus-client"
     # Not in nixpkgs 26.05: built by ./fastapi-offline.nix (./python-local.nix).
     "fastapi-offline"

@@ -10,6 +10,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -146,3 +147,11 @@ def make_user(client: TestClient) -> Callable[[str], TestClient]:
         return user_client
 
     return make
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium for the browser tests (tests/browser.py)."""
+    from tests.browser import launch_chromium
+
+    yield from launch_chromium()

@@ -6,42 +6,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tests.ci_env import REQUIRE_BROWSER, artifact_path, unavailable
+from tests.browser import OfflinePage
+from tests.ci_env import artifact_path
 from tests.conftest import TEST_SECRET
 from tests.serving import Gunicorn, gunicorn
 
 pytestmark = [pytest.mark.serving, pytest.mark.browser]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        unavailable(f"{CHROMIUM} is missing (Debian: apt-get install chromium)", REQUIRE_BROWSER)
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed (requirements/dev.txt)", REQUIRE_BROWSER)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -54,30 +30,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Itera
 def _operations(base_url: str) -> int:
     paths = httpx.get(f"{base_url}/openapi.json").json()["paths"]
     return sum(1 for item in paths.values() for method in item if method in HTTP_METHODS)
-
-
-class OfflinePage:
-    """A browser tab that may only reach 127.0.0.1: requests to any other host are refused and recorded."""
-
-    def __init__(self, browser: Any) -> None:
-        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
-        self.refused: list[str] = []
-        self.errors: list[str] = []
-        self.page.route("**/*", self._route)
-        self.console: list[str] = []
-        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
-        self.page.on("console", lambda msg: self.console.append(f"{msg.type}: {msg.text}"))
-
-    def unexpected_console_errors(self) -> list[str]:
-        # The browser reports what the pages' Content-Security-Policy kept it from fetching (ReDoc's logo).
-        return [m for m in self.console if m.startswith("error") and "Content Security Policy" not in m]
-
-    def _route(self, route: Any) -> None:
-        if urlsplit(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            self.refused.append(route.request.url)
-            route.abort()
 
 
 def test_swagger_ui_shows_every_operation_without_internet(browser: Any, server: Gunicorn, tmp_path: Path) -> None:
@@ -96,7 +48,7 @@ def test_swagger_ui_shows_every_operation_without_internet(browser: Any, server:
     print(f"screenshot: {screenshot}")
     assert tab.refused == [], "the page tried to load something from another host"
     assert tab.errors == []
-    assert tab.unexpected_console_errors() == []
+    assert tab.console_errors(ignore="Content Security Policy") == []
 
 
 def test_redoc_shows_every_operation_without_internet(browser: Any, server: Gunicorn, tmp_path: Path) -> None:
@@ -110,4 +62,4 @@ def test_redoc_shows_every_operation_without_internet(browser: Any, server: Guni
     print(f"screenshot: {screenshot}")
     assert tab.refused == [], "the page tried to load something from another host"
     assert tab.errors == []
-    assert tab.unexpected_console_errors() == []
+    assert tab.console_errors(ignore="Content Security Policy") == []

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from balsam.server.api.routes import auth_password
+from balsam.server.auth import password_login
 from balsam.server.auth.throttle import address_key, user_key
 from balsam.server.main import create_app
 from tests.ops_helpers import run_cli
@@ -94,7 +94,7 @@ def test_refusals_do_no_hashing(api: TestClient, monkeypatch: pytest.MonkeyPatch
         calls.append(password)
         return False
 
-    monkeypatch.setattr(auth_password, "verify_password", counting_verify)
+    monkeypatch.setattr(password_login, "verify_password", counting_verify)
     for _ in range(10):
         assert _login(api, "alice", "pw-alice")[1] is not None
     assert calls == []

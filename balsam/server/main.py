@@ -29,6 +29,7 @@ from balsam.server.api.routes import (
 )
 from balsam.server.auth.throttle import LoginThrottle
 from balsam.server.conf import LoginMethod, Settings, get_settings, settings_as_json
+from balsam.server.dashboard import app as dashboard
 from balsam.server.db.engine import get_sessionmaker
 from balsam.server.logging_setup import configure_logging
 from balsam.server.pubsub import get_publisher
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (sites, apps, jobs, transfers, batch_jobs, sessions, events, subscribe, health, docs):
         app.include_router(module.router)
     docs_assets.mount(app)
+    dashboard.mount(app, settings)
     if settings.metrics_enabled:
         _install_metrics(app, settings)
     return app

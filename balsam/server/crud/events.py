@@ -8,10 +8,10 @@ are plain WHERE terms and semi-joins on `jobs`, so every event appears once and 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Integer, Row, Select, cast, func, select
 from sqlalchemy.orm import Session
 
 from balsam.server.crud.job_json import bigint_array
@@ -30,6 +30,7 @@ class EventFilters:
     timestamp_after: datetime | None = None
     from_state: str | None = None
     to_state: str | None = None
+    to_states: list[str] | None = None  # any of these (the dashboard's failure and throughput views)
 
 
 def filtered(owner_id: int, f: EventFilters) -> Select[tuple[LogEvent]]:
@@ -67,6 +68,8 @@ def filtered(owner_id: int, f: EventFilters) -> Select[tuple[LogEvent]]:
         terms.append(LogEvent.from_state == f.from_state)
     if f.to_state is not None:
         terms.append(LogEvent.to_state == f.to_state)
+    if f.to_states:
+        terms.append(LogEvent.to_state.in_(f.to_states))
     return query.where(*terms)
 
 
@@ -79,3 +82,38 @@ def page(
         order = [LogEvent.timestamp.asc(), LogEvent.id]
     rows = list(db.scalars(query.order_by(*order).limit(limit).offset(offset))) if limit else []
     return count, rows
+
+
+def with_job(owner_id: int, f: EventFilters, limit: int, site_id: int | None = None) -> Select[Any]:
+    """The newest `limit` matching events (of one site's jobs, if given), each with its job's workdir and
+    state and its app and site names."""
+    query = filtered(owner_id, f)
+    if site_id is not None:
+        query = query.where(App.site_id == site_id)
+    query = query.add_columns(
+        Job.workdir, Job.state.label("job_state"), App.name.label("app_name"), Site.name.label("site_name")
+    )
+    return query.order_by(LogEvent.timestamp.desc(), LogEvent.id.desc()).limit(limit)
+
+
+def recent_with_job(
+    db: Session, owner_id: int, f: EventFilters, limit: int, site_id: int | None = None
+) -> list[Row[Any]]:
+    return list(db.execute(with_job(owner_id, f, limit, site_id)))
+
+
+def per_interval(
+    db: Session, owner_id: int, states: dict[str, list[str]], start: datetime, end: datetime, interval: timedelta
+) -> list[Row[Any]]:
+    """Events from `start` to `end` counted per interval, one count column per entry of `states`, in one query.
+
+    Rows are `(bucket, <name>...)`, bucket 0 being [start, start + interval); intervals without events are
+    absent. The owner's events in those states are found through ix_log_events_to_state_timestamp.
+    """
+    wanted = sorted({state for group in states.values() for state in group})
+    query = filtered(owner_id, EventFilters(timestamp_after=start, timestamp_before=end, to_states=wanted))
+    bucket = cast(
+        func.floor(func.extract("epoch", LogEvent.timestamp - start) / interval.total_seconds()), Integer
+    ).label("bucket")
+    counts = [func.count().filter(LogEvent.to_state.in_(group)).label(name) for name, group in states.items()]
+    return list(db.execute(query.with_only_columns(bucket, *counts).group_by(bucket).order_by(bucket)))

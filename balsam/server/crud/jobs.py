@@ -161,6 +161,35 @@ def get_json(db: Session, owner_id: int, job_id: int) -> str:
     return str(row)
 
 
+def list_rows(
+    db: Session, owner_id: int, f: JobFilters, ordering: str | None, limit: int, offset: int
+) -> tuple[int, list[Job]]:
+    """The same filtered, ordered page as `list_json`, as Job objects (the dashboard renders them)."""
+    total = count(db, owner_id, f)
+    if not limit or offset >= total:
+        return total, []
+    query = select(Job).where(*conditions(owner_id, f)).order_by(*_order_by(ordering)).limit(limit).offset(offset)
+    return total, list(db.scalars(query))
+
+
+def get_row(db: Session, owner_id: int, job_id: int) -> Job:
+    job = db.scalars(select(Job).where(Job.id == job_id, owned_condition(owner_id))).first()
+    if job is None:
+        raise NotFound()
+    return job
+
+
+def counts_by_site_and_state(db: Session, owner_id: int) -> list[tuple[int, str, int]]:
+    """(site id, state, number of jobs) for every pair that has jobs: one GROUP BY over the owner's jobs."""
+    query = (
+        select(App.site_id, Job.state, func.count())
+        .join(App, Job.app_id == App.id)
+        .where(*conditions(owner_id, JobFilters()))
+        .group_by(App.site_id, Job.state)
+    )
+    return [(site_id, state, n) for site_id, state, n in db.execute(query)]
+
+
 # ---------------------------------------------------------------------------------------------- create
 
 # The jobs and their CREATED events in one statement (spec §5.3 step 8).

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 
 from balsam.server.api.deps import DbDep, SettingsDep, TokenUserDep
 from balsam.server.api.errors import BadRequest
-from balsam.server.auth.passwords import verify_password
+from balsam.server.auth import password_login
 from balsam.server.auth.throttle import LoginThrottle
 from balsam.server.auth.tokens import create_token
 from balsam.server.crud import users
@@ -41,25 +41,17 @@ def login(
     scope: Annotated[str, Form()] = "",
 ) -> TokenOut:
     # The client address as the proxy reported it (gunicorn's `forwarded_allow_ips` says whom to believe).
-    limits = throttle.limits(username, request.client.host if request.client else None)
-    check = throttle.check(db, limits)
-    if check.retry_after is not None:
+    outcome = password_login.attempt(db, throttle, username, password, request.client.host if request.client else None)
+    if outcome.retry_after is not None:
         # Refused before any lookup or hashing; 401, never 429, on this path (balsam.server.auth.throttle).
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            f"Too many failed logins; password login is refused for {check.retry_after} s",
-            headers={**_CHALLENGE, "Retry-After": str(check.retry_after)},
+            f"Too many failed logins; password login is refused for {outcome.retry_after} s",
+            headers={**_CHALLENGE, "Retry-After": str(outcome.retry_after)},
         )
-    user = users.get_by_username(db, username) if "\x00" not in username else None
-    # Read the columns before the rollback, which expires the object (a reload would be another query).
-    user_id, hashed = (user.id, user.hashed_password) if user is not None else (None, None)
-    db.rollback()
-    # Unknown user, OAuth-only user and wrong password all look alike; none of them is slow (spec §11).
-    if user_id is None or hashed is None or not verify_password(hashed, password):
-        throttle.record_failure(db, limits, username, password)
+    user_id = outcome.user_id
+    if user_id is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Unauthorized", headers=_CHALLENGE)
-    if check.user_counted:
-        throttle.record_success(db, username)
     token, expiration = create_token(settings, user_id, username)
     return TokenOut(access_token=token, expiration=expiration)
 

@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from balsam.server.api.deps import SettingsDep
-from balsam.server.auth.tokens import InvalidToken, TokenUser, decode_token
+from balsam.server.auth.tokens import API_ONLY, PURPOSE_SUBSCRIBE, InvalidToken, TokenUser, decode_token
 from balsam.server.conf import Settings
 from balsam.server.db.engine import get_sessionmaker
 from balsam.server.db.tables import User
@@ -58,7 +58,8 @@ async def _authenticate(websocket: WebSocket, settings: Settings) -> TokenUser |
     if token.lower().startswith("bearer "):
         token = token[7:].strip()
     try:
-        user = decode_token(settings, token)
+        # An API token, or the short-lived one the dashboard's pages fetch (balsam.server.dashboard.live).
+        user = decode_token(settings, token, accept=(*API_ONLY, PURPOSE_SUBSCRIBE))
         if not await asyncio.to_thread(_user_exists, user.id):
             raise InvalidToken("unknown user")
     except InvalidToken:
