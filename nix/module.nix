@@ -749,7 +749,9 @@ in
               balsamLib.localDatabaseUrl {
                 inherit user;
                 socketDir = pgbSettings.unix_socket_dir;
-                port = pgbSettings.listen_port;
+                # Declared (default 6432) in newer pgbouncer.nix, freeform in
+                # the first settings-style one; nixpkgs reads it this way too.
+                port = pgbSettings.listen_port or 6432;
               }
             )
           );
