@@ -57,6 +57,7 @@ cleanup() {
   if [ -f "$tmp/pg/postmaster.pid" ]; then
     runuser -u postgres -- "$pgbin/pg_ctl" -D "$tmp/pg" -m immediate -w stop >/dev/null 2>&1
   fi
+  [ -n "${KEEP_TMP:-}" ] && { echo "kept $tmp"; return; }
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -73,13 +74,15 @@ runuser -u postgres -- psql -qX -h "$tmp/pgsock" -p "$pg_port" -U postgres -d po
 say "PostgreSQL 15 on 127.0.0.1:$pg_port (roles balsam and nobody, scram-sha-256)"
 
 # --- the module's pgbouncer.ini, pointed at this rehearsal --------------------
-# module_ini ROLE: the module's services.pgbouncer settings with the remote
-# role ROLE (database.pgbouncer.user), into $tmp/pgbouncer.ini.module.
+# module_ini ROLE [NIX]: the module's services.pgbouncer settings with the
+# remote role ROLE (database.pgbouncer.user) and the module definitions NIX
+# (attribute-set body; `lib` in scope), into $tmp/pgbouncer.ini.module.
 nix_eval() {
-  local role=$1
-  shift
+  local role=$1 extra=$2
+  shift 2
   nix-instantiate --store dummy:// --readonly-mode --eval --strict --json nix/tests/module-eval.nix \
     --arg nixpkgsLib "$nixpkgs_lib" --arg pgbouncerConfig "{ lib, ... }: {
+      imports = [ ({ lib, ... }: { $extra }) ];
       services.balsam.database.pgbouncer = {
         host = lib.mkForce \"127.0.0.1\";
         port = lib.mkForce $pg_port;
@@ -93,9 +96,9 @@ nix_eval() {
     }" "$@"
 }
 json_text() { python3 -c 'import json, sys; sys.stdout.write(json.load(sys.stdin))'; }
-module_ini() { nix_eval "$1" -A pgbouncerIni | json_text >"$tmp/pgbouncer.ini.module"; }
+module_ini() { nix_eval "$1" "${2:-}" -A pgbouncerIni | json_text >"$tmp/pgbouncer.ini.module"; }
 module_ini balsam
-url=$(nix_eval balsam -A summary.pgbouncer.balsam.environment.BALSAM_DATABASE_URL | json_text)
+url=$(nix_eval balsam "" -A summary.pgbouncer.balsam.environment.BALSAM_DATABASE_URL | json_text)
 hba_path=$(grep '^auth_hba_file=' "$tmp/pgbouncer.ini.module" | cut -d= -f2-)
 auth_path=$(grep '^auth_file=' "$tmp/pgbouncer.ini.module" | cut -d= -f2-)
 [ "$auth_path" = /run/credentials/pgbouncer.service/balsam-pgbouncer-auth ] || fail "auth_file is $auth_path"
@@ -221,6 +224,48 @@ if out=$(as nobody psql -qXAt "$url" -c "SELECT current_user || ' ' || current_d
   pass "remote role named like the client: the one line \"ROLE\" \"PASSWORD\" is enough ($out)"
 else
   fail "remote role named like the client: $out"
+fi
+
+# --- pool_size and pool_mode, as rendered -------------------------------------------
+# poolSize = 1: one server connection. A client that stays connected between
+# transactions does not keep it in transaction mode, so a second client gets
+# through at once; in session mode (nixpkgs' default, the contrast) it waits.
+second_client_while_first_stays() {
+  local fifo=$tmp/hold.fifo holder out
+  rm -f "$fifo" "$tmp/hold.out"
+  mkfifo "$fifo"
+  as nobody psql -qXAt "$url" <"$fifo" >"$tmp/hold.out" 2>&1 &
+  holder=$!
+  exec 9>"$fifo"
+  echo "SELECT 'first';" >&9
+  for _ in $(seq 50); do
+    grep -q first "$tmp/hold.out" 2>/dev/null && break
+    sleep 0.1
+  done
+  out=$(as nobody timeout 5 psql -qXAt "$url" -c "SELECT 'second'" 2>&1) || out="no answer within 5 s"
+  exec 9>&-
+  wait "$holder" || true
+  printf '%s\n' "$out"
+}
+pool_one='services.balsam.database.pgbouncer.poolSize = lib.mkForce 1;'
+module_ini nobody "$pool_one"
+localize_ini
+grep -q '^balsam=.* pool_size=1$' "$tmp/pgbouncer.ini" || fail "poolSize = 1 not rendered"
+restart_with "\"nobody\" \"$password\""
+out=$(second_client_while_first_stays)
+if [ "$out" = second ]; then
+  pass "pool_size=1, transaction mode: a second client runs while the first stays connected"
+else
+  fail "pool_size=1, transaction mode: second client: $out"
+fi
+module_ini nobody "$pool_one services.pgbouncer.settings.pgbouncer.pool_mode = lib.mkForce \"session\";"
+localize_ini
+restart_with "\"nobody\" \"$password\""
+out=$(second_client_while_first_stays)
+if [ "$out" = second ]; then
+  fail "pool_size=1, session mode (contrast): the second client got through; the check cannot tell the modes apart"
+else
+  pass "contrast: the same with pool_mode=session makes the second client wait ($out)"
 fi
 
 # --- what the Python side has to avoid in PgBouncer mode -------------------------
