@@ -254,10 +254,11 @@ in
             example = "postgresql://balsam@/balsam?host=/run/postgresql";
             description = ''
               libpq URL of the database. Set automatically by
-              {option}`services.balsam.database.createLocally`. A URL with a
-              password belongs in {option}`services.balsam.environmentFile`
-              or {option}`services.balsam.secretFiles`, not here (the Nix
-              store is world-readable).
+              {option}`services.balsam.database.createLocally` and
+              {option}`services.balsam.database.pgbouncer.enable`. A URL with
+              a password belongs in {option}`services.balsam.database.urlFile`
+              (or {option}`services.balsam.environmentFile`), not here (the
+              Nix store is world-readable).
             '';
           };
           BALSAM_REDIS_PARAMS = lib.mkOption {
