@@ -69,6 +69,11 @@
             inherit pkgs;
             module = self.nixosModules.default;
           };
+          # Two nodes: PostgreSQL on `db`, the API through a local PgBouncer on `api`.
+          vm-pgbouncer = import ./nix/vm-test-pgbouncer.nix {
+            inherit pkgs;
+            module = self.nixosModules.default;
+          };
         }
         // {
           package = pkgs.balsam-service;

@@ -80,22 +80,25 @@ else
   pass "nix/lib rejects an invalid port"
 fi
 
-# The VM test's Python test script, extracted with stand-ins for pkgs, must
-# at least compile (the VM itself needs nixpkgs and KVM).
-# shellcheck disable=SC2016  # ${name} is Nix, not shell
-if out=$(nix_eval --json -E '
-  import ./nix/vm-test.nix {
-    pkgs = {
-      writeText = name: _: "/nix/store/00000000000000000000000000000000-${name}";
-      testers.runNixOSTest = test: test.testScript;
-    };
-    module = { };
-  }' 2>&1) && python3 -c 'import json, sys; compile(json.loads(sys.argv[1]), "nix/vm-test.nix testScript", "exec")' "$out"; then
-  pass "VM test script (nix/vm-test.nix) is valid Python"
-else
-  fail "VM test script (nix/vm-test.nix) is valid Python"
-  printf '%s\n' "$out" | tail -5 | sed 's/^/    /'
-fi
+# The VM tests' Python test scripts, extracted with stand-ins for pkgs, must
+# at least compile (the VMs themselves need nixpkgs and KVM).
+for vm_test in nix/vm-test.nix nix/vm-test-pgbouncer.nix; do
+  # shellcheck disable=SC2016  # ${name} is Nix, not shell
+  if out=$(nix_eval --json -E '
+    import ./'"$vm_test"' {
+      pkgs = {
+        writeText = name: _: "/nix/store/00000000000000000000000000000000-${name}";
+        postgresql = "/nix/store/00000000000000000000000000000000-postgresql";
+        testers.runNixOSTest = test: test.testScript;
+      };
+      module = { };
+    }' 2>&1) && python3 -c 'import json, sys; compile(json.loads(sys.argv[1]), sys.argv[2] + " testScript", "exec")' "$out" "$vm_test"; then
+    pass "VM test script ($vm_test) is valid Python"
+  else
+    fail "VM test script ($vm_test) is valid Python"
+    printf '%s\n' "$out" | tail -5 | sed 's/^/    /'
+  fi
+done
 
 # --- 3. flake.nix / flake.lock -------------------------------------------------
 if out=$(nix_eval --json -E '

@@ -2,8 +2,10 @@
 #
 # Runs the Balsam service under gunicorn (uvicorn workers) as the fixed system
 # user `balsam`, optionally with a local PostgreSQL (peer authentication over
-# /run/postgresql), a local Redis (unix socket), a pg_dump backup timer and a
-# retention (prune) timer.
+# /run/postgresql) or, on an API-only host, a remote one (URL from a secret
+# file), optionally through a local PgBouncer (services.pgbouncer, transaction
+# pooling, peer authentication over /run/pgbouncer); a local Redis (unix
+# socket), a pg_dump backup timer and a retention (prune) timer.
 #
 # The pure parts (settings -> environment, bind string, credentials, backup
 # arguments) live in ./lib/default.nix and are unit-tested by
@@ -26,6 +28,26 @@ let
   logsDir = "/var/log/balsam";
 
   redisServer = config.services.redis.servers.balsam;
+
+  pgb = cfg.database.pgbouncer;
+  pgbSettings = config.services.pgbouncer.settings.pgbouncer;
+  # The auth_file reaches pgbouncer.service as a credential (root-only
+  # source file); PgBouncer reads it from the unit's credentials directory.
+  pgbouncerAuthCredential = "balsam-pgbouncer-auth";
+  pgbouncerAuthPath = "/run/credentials/pgbouncer.service/${pgbouncerAuthCredential}";
+  pgbouncerHbaFile = pkgs.writeText "balsam-pgbouncer-hba.conf" (
+    balsamLib.pgbouncerHba {
+      database = user;
+      inherit user;
+    }
+  );
+
+  # A URL straight to PostgreSQL for migrations, backups and prune, from any
+  # of the places the service reads it.
+  hasDirectUrl =
+    cfg.database.directUrlFile != null
+    || cfg.secretFiles ? BALSAM_DATABASE_DIRECT_URL
+    || (cfg.settings.BALSAM_DATABASE_DIRECT_URL or null) != null;
 
   bind = balsamLib.bindString {
     inherit (cfg) listenAddress port unixSocket;
@@ -96,6 +118,9 @@ let
   '';
 
   dbUnits = lib.optional cfg.database.createLocally "postgresql.target";
+  # Only the server goes through PgBouncer; migrations (its ExecStartPre
+  # included), backups and prune use the direct URL.
+  pgbouncerUnits = lib.optional pgb.enable "pgbouncer.service";
   redisUnits = lib.optional cfg.redis.createLocally "redis-balsam.service";
 
   # Hardening shared by the units; the set follows nixpkgs' paperless module.
@@ -229,10 +254,11 @@ in
             example = "postgresql://balsam@/balsam?host=/run/postgresql";
             description = ''
               libpq URL of the database. Set automatically by
-              {option}`services.balsam.database.createLocally`. A URL with a
-              password belongs in {option}`services.balsam.environmentFile`
-              or {option}`services.balsam.secretFiles`, not here (the Nix
-              store is world-readable).
+              {option}`services.balsam.database.createLocally` and
+              {option}`services.balsam.database.pgbouncer.enable`. A URL with
+              a password belongs in {option}`services.balsam.database.urlFile`
+              (or {option}`services.balsam.environmentFile`), not here (the
+              Nix store is world-readable).
             '';
           };
           BALSAM_REDIS_PARAMS = lib.mkOption {
@@ -332,7 +358,108 @@ in
       description = ''
         Create a local PostgreSQL database `balsam` owned by the role
         `balsam`, reached with peer authentication over `/run/postgresql`.
+        Off (an API-only host), the database is remote: give its URL with
+        {option}`services.balsam.database.urlFile`, or reach it through a
+        local PgBouncer ({option}`services.balsam.database.pgbouncer.enable`).
       '';
+    };
+
+    database.urlFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "/run/secrets/balsam-database-url";
+      description = ''
+        File holding the database URL the server uses
+        (`BALSAM_DATABASE_URL`), e.g.
+        `postgresql://balsam:PASSWORD@db.example.org:5432/balsam?sslmode=verify-full`.
+        Passed like {option}`services.balsam.secretFiles` (credential
+        `balsam_database_url`), so it stays out of the Nix store and need
+        only be readable by root. Not together with
+        {option}`services.balsam.settings.BALSAM_DATABASE_URL` (which
+        `createLocally` and `pgbouncer.enable` set), which would win over it.
+      '';
+    };
+
+    database.directUrlFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "/run/secrets/balsam-database-direct-url";
+      description = ''
+        File holding a URL straight to PostgreSQL, not through PgBouncer
+        (`BALSAM_DATABASE_DIRECT_URL`, credential
+        `balsam_database_direct_url`). Migrations (the unit's
+        `ExecStartPre` and `balsam-manage server migrate`), backups,
+        restores and prune use it when set; the server keeps
+        `BALSAM_DATABASE_URL`. Required with
+        {option}`services.balsam.database.pgbouncer.enable`.
+      '';
+    };
+
+    database.pgbouncer = {
+      enable = lib.mkEnableOption ''
+        a local PgBouncer (`services.pgbouncer`) between the server and a
+        remote PostgreSQL: transaction pooling, a unix socket in the
+        PgBouncer runtime directory (`/run/pgbouncer`), peer authentication
+        of the `balsam` user, `BALSAM_DATABASE_PGBOUNCER=true` for the
+        server. Migrations, backups and prune bypass it
+        ({option}`services.balsam.database.directUrlFile`)'';
+
+      host = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "db.example.org";
+        description = "Host name or address of the remote PostgreSQL server that PgBouncer connects to.";
+      };
+
+      port = lib.mkOption {
+        type = lib.types.port;
+        default = 5432;
+        description = "Port of the remote PostgreSQL server.";
+      };
+
+      database = lib.mkOption {
+        type = lib.types.str;
+        default = "balsam";
+        description = "Database name on the remote PostgreSQL server (locally, PgBouncer offers it as `balsam`).";
+      };
+
+      user = lib.mkOption {
+        type = lib.types.str;
+        default = "balsam";
+        description = ''
+          Role PgBouncer logs in as on the remote server, for every client
+          of this database. Its password comes from
+          {option}`services.balsam.database.pgbouncer.authFile`.
+        '';
+      };
+
+      poolSize = lib.mkOption {
+        type = lib.types.ints.positive;
+        default = 20;
+        description = ''
+          Server connections this host's PgBouncer keeps at most to the
+          remote database (`pool_size` of its `[databases]` entry). Over all
+          API hosts, the sum of their pool sizes plus the direct connections
+          (migrations, backups, prune) must fit the server's
+          `max_connections` less its reserved connections.
+        '';
+      };
+
+      authFile = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "/run/secrets/balsam-pgbouncer-auth";
+        description = ''
+          PgBouncer `auth_file`: one line `"ROLE" "PASSWORD"` for
+          {option}`services.balsam.database.pgbouncer.user` (PgBouncer sends
+          this password to the remote server), and the line `"balsam" ""` if
+          that role has another name (PgBouncer looks the local client up
+          there; it authenticates by peer credentials, the password is
+          unused). Handed to `pgbouncer.service` with `LoadCredential=`, so
+          the file need only be readable by root; after changing it, restart
+          pgbouncer.service.
+        '';
+      };
     };
 
     redis.createLocally = lib.mkOption {
@@ -453,7 +580,28 @@ in
               cfg.settings.BALSAM_DATABASE_URL != null
               || cfg.environmentFile != null
               || cfg.secretFiles ? BALSAM_DATABASE_URL;
-            message = "services.balsam: set database.createLocally, settings.BALSAM_DATABASE_URL, secretFiles.BALSAM_DATABASE_URL or an environmentFile that provides it.";
+            message = "services.balsam: no database URL. Set database.createLocally, database.urlFile (a remote database), database.pgbouncer.enable, settings.BALSAM_DATABASE_URL, secretFiles.BALSAM_DATABASE_URL or an environmentFile that provides it.";
+          }
+          {
+            # The environment wins over a credential in Balsam's settings.
+            assertion = !(cfg.database.urlFile != null && cfg.settings.BALSAM_DATABASE_URL != null);
+            message = "services.balsam.database.urlFile cannot be used together with settings.BALSAM_DATABASE_URL (which database.createLocally and database.pgbouncer.enable set): the environment variable would win over the file. With PgBouncer, the server's URL points at PgBouncer and the remote database's URL goes in database.directUrlFile.";
+          }
+          {
+            assertion = !(cfg.database.createLocally && pgb.enable);
+            message = "services.balsam.database.pgbouncer is for a remote PostgreSQL; with database.createLocally the service reaches the local one directly over /run/postgresql. Turn one of them off.";
+          }
+          {
+            assertion = !pgb.enable || hasDirectUrl;
+            message = "services.balsam.database.pgbouncer.enable needs database.directUrlFile (or secretFiles/settings BALSAM_DATABASE_DIRECT_URL), a URL straight to PostgreSQL: migrations, backups, restores and prune must not go through PgBouncer's transaction pooling, which does not keep session-level locks and settings.";
+          }
+          {
+            assertion = !pgb.enable || pgb.host != null;
+            message = "services.balsam.database.pgbouncer.host: set the host name or address of the remote PostgreSQL server.";
+          }
+          {
+            assertion = !pgb.enable || (pgb.authFile != null && lib.hasPrefix "/" pgb.authFile);
+            message = "services.balsam.database.pgbouncer.authFile: set an absolute path to PgBouncer's auth_file, with the line \"${pgb.user}\" \"PASSWORD\" for the remote role; got ${if pgb.authFile == null then "null" else pgb.authFile}.";
           }
           {
             assertion = !(cfg.openFirewall && cfg.unixSocket != null);
@@ -520,8 +668,9 @@ in
             "network-online.target"
           ]
           ++ dbUnits
+          ++ pgbouncerUnits
           ++ redisUnits;
-          requires = dbUnits ++ redisUnits;
+          requires = dbUnits ++ pgbouncerUnits ++ redisUnits;
 
           inherit environment;
 
@@ -578,6 +727,67 @@ in
             }
           ];
         };
+      })
+
+      {
+        # Both go through the secretFiles mechanism (credentials
+        # balsam_database_url, balsam_database_direct_url).
+        services.balsam.secretFiles = lib.mkMerge [
+          (lib.mkIf (cfg.database.urlFile != null) { BALSAM_DATABASE_URL = cfg.database.urlFile; })
+          (lib.mkIf (cfg.database.directUrlFile != null) {
+            BALSAM_DATABASE_DIRECT_URL = cfg.database.directUrlFile;
+          })
+        ];
+      }
+
+      (lib.mkIf pgb.enable {
+        services.balsam.settings = {
+          # Peer authentication over PgBouncer's socket: no password here.
+          # (Not with createLocally, which sets its own: an assertion refuses
+          # the pair with a clearer message than the conflict would give.)
+          BALSAM_DATABASE_URL = lib.mkIf (!cfg.database.createLocally) (
+            lib.mkDefault (
+              balsamLib.localDatabaseUrl {
+                inherit user;
+                socketDir = pgbSettings.unix_socket_dir;
+                # Declared (default 6432) in newer pgbouncer.nix, freeform in
+                # the first settings-style one; nixpkgs reads it this way too.
+                port = pgbSettings.listen_port or 6432;
+              }
+            )
+          );
+          # Transaction pooling: no server-side prepared statements and no
+          # session state between transactions (docs/scaling.md).
+          BALSAM_DATABASE_PGBOUNCER = true;
+        };
+
+        # Only options that nixpkgs' pgbouncer.nix declares (settings.pgbouncer
+        # .pool_mode/.max_client_conn, settings.databases) or the freeform INI
+        # keys of its `settings` (auth_*). listen_addr stays null: unix socket
+        # only, in unix_socket_dir (nixpkgs: mkDefault /run/pgbouncer, the
+        # unit's RuntimeDirectory).
+        services.pgbouncer = {
+          enable = true;
+          settings = {
+            databases.${user} = balsamLib.pgbouncerDatabase {
+              inherit (pgb) host port user poolSize;
+              dbname = pgb.database;
+            };
+            pgbouncer = {
+              pool_mode = "transaction";
+              auth_type = "hba";
+              auth_hba_file = "${pgbouncerHbaFile}";
+              auth_file = pgbouncerAuthPath;
+              # Client connections are cheap: each worker holds up to
+              # pool + overflow of them, and during a HUP reload the old and
+              # the new workers are both connected (pgbouncer's default is 100).
+              max_client_conn = lib.mkDefault 1000;
+            };
+          };
+        };
+        systemd.services.pgbouncer.serviceConfig.LoadCredential = lib.mkIf (pgb.authFile != null) [
+          "${pgbouncerAuthCredential}:${pgb.authFile}"
+        ];
       })
 
       (lib.mkIf cfg.redis.createLocally {

@@ -53,12 +53,10 @@ pkgs.testers.runNixOSTest {
     };
 
   testScript = ''
-    import json
-
-    base = "${base}"
-
-    def curl_json(args):
-        return json.loads(machine.succeed(f"curl --fail --silent --show-error {args}"))
+    ${import ./vm-test-common.nix {
+      node = "machine";
+      inherit base;
+    }}
 
     start_all()
 
@@ -78,18 +76,7 @@ pkgs.testers.runNixOSTest {
             f"-d '{{\"username\": \"mallory\", \"password\": \"x\"}}' {base}/auth/password/register"
         )
         assert status.strip() == "403", status
-        machine.succeed("echo vm-test-password | balsam-manage server user add alice --password-stdin")
-        token = curl_json(
-            f"-X POST --data-urlencode username=alice --data-urlencode password=vm-test-password "
-            f"{base}/auth/password/login"
-        )["access_token"]
-        auth = f"-H 'Authorization: Bearer {token}'"
-        site = curl_json(
-            f"-X POST {auth} -H 'Content-Type: application/json' "
-            f"-d '{{\"name\": \"vm-site\", \"path\": \"/srv/balsam/vm-site\"}}' "
-            f"{base}/sites/"
-        )
-        assert site["name"] == "vm-site", site
+        auth = login_and_create_site("alice", "vm-test-password", "vm-site")
         me = curl_json(f"{auth} {base}/auth/password/me")
         assert me["username"] == "alice", me
 

@@ -90,14 +90,64 @@ rec {
     else
       "${listenAddress}:${toString port}";
 
-  # libpq URL for peer authentication over a local unix socket directory.
+  # libpq URL for peer authentication over a local unix socket directory
+  # (PostgreSQL's /run/postgresql, or a local PgBouncer's /run/pgbouncer with
+  # its port, which names the socket file `.s.PGSQL.<port>`).
   localDatabaseUrl =
     {
       user,
       database ? user,
       socketDir ? "/run/postgresql",
+      port ? null,
     }:
-    "postgresql://${user}@/${database}?host=${socketDir}";
+    "postgresql://${user}@/${database}?host=${socketDir}"
+    + (if port == null then "" else "&port=${toString port}");
+
+  # One value of a PgBouncer `key=value` connection string or HBA line. Only
+  # plain words are accepted: PgBouncer's quoting rules differ from libpq's,
+  # and no host name, port, database or role name needs more.
+  pgbouncerWord =
+    what: v:
+    let
+      s = toString v;
+    in
+    if match "[A-Za-z0-9_.:@+-]+" s != null then
+      s
+    else
+      throw "balsam: PgBouncer ${what} must be a plain word (letters, digits, _ . : @ + -), got '${s}'";
+
+  # The [databases] entry of a local PgBouncer for a remote PostgreSQL: the
+  # server connection logs in as `user` (its password comes from PgBouncer's
+  # auth_file), with at most `poolSize` server connections for this entry.
+  pgbouncerDatabase =
+    {
+      host,
+      port ? 5432,
+      dbname,
+      user,
+      poolSize ? null,
+    }:
+    if port < 1 || port > 65535 then
+      throw "balsam: PgBouncer port must be in 1..65535, got ${toString port}"
+    else if poolSize != null && poolSize < 1 then
+      throw "balsam: PgBouncer pool size must be positive, got ${toString poolSize}"
+    else
+      concatStringsSep " " (
+        [
+          "host=${pgbouncerWord "host" host}"
+          "port=${toString port}"
+          "dbname=${pgbouncerWord "database" dbname}"
+          "user=${pgbouncerWord "user" user}"
+        ]
+        ++ (if poolSize == null then [ ] else [ "pool_size=${toString poolSize}" ])
+      );
+
+  # PgBouncer HBA file (auth_type = hba): the local `user` may reach
+  # `database` over the unix socket, authenticated by the socket's peer
+  # credentials (no password); every other connection is refused.
+  pgbouncerHba =
+    { database, user }:
+    "local ${pgbouncerWord "database" database} ${pgbouncerWord "user" user} peer\n";
 
   # redis-py keyword arguments for a unix-socket connection.
   localRedisParams = socket: { unix_socket_path = socket; };

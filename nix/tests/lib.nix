@@ -95,6 +95,68 @@ in
     database = "d";
     socketDir = "/tmp/pg";
   }) "postgresql://u@/d?host=/tmp/pg")
+  (eq "db: local PgBouncer socket and port" (l.localDatabaseUrl {
+    user = "balsam";
+    socketDir = "/run/pgbouncer";
+    port = 6432;
+  }) "postgresql://balsam@/balsam?host=/run/pgbouncer&port=6432")
+
+  # --- PgBouncer -----------------------------------------------------------
+  (eq "pgbouncer: database entry"
+    (l.pgbouncerDatabase {
+      host = "db.example.org";
+      port = 5433;
+      dbname = "balsam_prod";
+      user = "balsam";
+      poolSize = 25;
+    })
+    "host=db.example.org port=5433 dbname=balsam_prod user=balsam pool_size=25"
+  )
+  (eq "pgbouncer: default port, no pool size" (l.pgbouncerDatabase {
+    host = "10.0.0.5";
+    dbname = "balsam";
+    user = "balsam";
+  }) "host=10.0.0.5 port=5432 dbname=balsam user=balsam")
+  (eq "pgbouncer: IPv6 host" (l.pgbouncerDatabase {
+    host = "fd00::5";
+    dbname = "balsam";
+    user = "balsam";
+  }) "host=fd00::5 port=5432 dbname=balsam user=balsam")
+  (fails "pgbouncer: host with a space" (l.pgbouncerDatabase {
+    host = "db host";
+    dbname = "balsam";
+    user = "balsam";
+  }))
+  (fails "pgbouncer: user with a quote" (l.pgbouncerDatabase {
+    host = "db";
+    dbname = "balsam";
+    user = "bal'sam";
+  }))
+  (fails "pgbouncer: database with a parameter smuggled in" (l.pgbouncerDatabase {
+    host = "db";
+    dbname = "balsam password=x";
+    user = "balsam";
+  }))
+  (fails "pgbouncer: port 0" (l.pgbouncerDatabase {
+    host = "db";
+    port = 0;
+    dbname = "balsam";
+    user = "balsam";
+  }))
+  (fails "pgbouncer: pool size 0" (l.pgbouncerDatabase {
+    host = "db";
+    dbname = "balsam";
+    user = "balsam";
+    poolSize = 0;
+  }))
+  (eq "pgbouncer: hba peer line" (l.pgbouncerHba {
+    database = "balsam";
+    user = "balsam";
+  }) "local balsam balsam peer\n")
+  (fails "pgbouncer: hba user with a space" (l.pgbouncerHba {
+    database = "balsam";
+    user = "bal sam";
+  }))
 
   # --- credentials -------------------------------------------------------
   (eq "cred: lower-case name" (l.credentialName "BALSAM_AUTH_SECRET_KEY") "balsam_auth_secret_key")

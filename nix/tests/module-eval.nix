@@ -14,6 +14,9 @@
 {
   nixpkgsLib,
   config ? { },
+  # Merged into the PgBouncer host (nix/tests/rehearse-pgbouncer.sh points it
+  # at a throwaway PostgreSQL and socket directory).
+  pgbouncerConfig ? { },
 }:
 let
   lib = import nixpkgsLib;
@@ -32,6 +35,8 @@ let
     systemd = fakeDrv "systemd-258" { };
     # Returns the script text, so the harness can look at it.
     writeShellScriptBin = name: text: fakeDrv name { inherit text; };
+    writeText = name: text: fakeDrv name { inherit text; };
+    pgbouncer = fakeDrv "pgbouncer-1.24.1" { meta.mainProgram = "pgbouncer"; };
     postgresql_13 = fakeDrv "postgresql-13.23" { psqlSchema = "13"; };
     postgresql_14 = fakeDrv "postgresql-14.20" { psqlSchema = "14"; };
     postgresql_15 = fakeDrv "postgresql-15.15" { psqlSchema = "15"; };
@@ -43,6 +48,13 @@ let
   balsamPackage = fakeDrv "balsam-service-0.1.0" { meta.mainProgram = "balsam"; };
 
   anyAttrs = types.attrsOf types.anything;
+
+  # pkgs.formats.ini { } (pkgs/pkgs-lib/formats.nix): its type, and what its
+  # `generate` writes (lib.generators.toINI { }).
+  iniFormat = {
+    type = types.attrsOf (types.attrsOf (types.nullOr (types.oneOf [ types.bool types.int types.float types.str ])));
+    render = lib.generators.toINI { };
+  };
 
   # nixos/modules/services/databases/redis.nix
   redisName = name: "redis" + lib.optionalString (name != "") ("-" + name);
@@ -209,6 +221,97 @@ let
             )
           );
         };
+        # nixos/modules/services/databases/pgbouncer.nix, the `settings` form
+        # (the newest stored copy; see docs/nixos.md): a submodule with the
+        # INI format as freeformType, and these declared options.
+        services.pgbouncer = {
+          enable = mkOption {
+            type = types.bool;
+            default = false;
+          };
+          package = mkOption {
+            type = types.package;
+            default = pkgs.pgbouncer;
+          };
+          openFirewall = mkOption {
+            type = types.bool;
+            default = false;
+          };
+          user = mkOption {
+            type = types.str;
+            default = "pgbouncer";
+          };
+          group = mkOption {
+            type = types.str;
+            default = "pgbouncer";
+          };
+          homeDir = mkOption {
+            type = types.path;
+            default = "/var/lib/pgbouncer";
+          };
+          openFilesLimit = mkOption {
+            type = types.int;
+            default = 65536;
+          };
+          settings = mkOption {
+            default = { };
+            type = types.submodule {
+              freeformType = iniFormat.type;
+              options = {
+                databases = mkOption {
+                  type = types.attrsOf types.str;
+                  default = { };
+                };
+                users = mkOption {
+                  type = types.attrsOf types.str;
+                  default = { };
+                };
+                peers = mkOption {
+                  type = types.attrsOf types.str;
+                  default = { };
+                };
+                pgbouncer = {
+                  listen_port = mkOption {
+                    type = types.port;
+                    default = 6432;
+                  };
+                  listen_addr = mkOption {
+                    type = types.nullOr types.commas;
+                    default = null;
+                  };
+                  pool_mode = mkOption {
+                    type = types.enum [
+                      "session"
+                      "transaction"
+                      "statement"
+                    ];
+                    default = "session";
+                  };
+                  max_client_conn = mkOption {
+                    type = types.int;
+                    default = 100;
+                  };
+                  default_pool_size = mkOption {
+                    type = types.int;
+                    default = 20;
+                  };
+                  max_db_connections = mkOption {
+                    type = types.int;
+                    default = 0;
+                  };
+                  max_user_connections = mkOption {
+                    type = types.int;
+                    default = 0;
+                  };
+                  ignore_startup_parameters = mkOption {
+                    type = types.nullOr types.commas;
+                    default = null;
+                  };
+                };
+              };
+            };
+          };
+        };
         services.redis.servers = mkOption {
           default = { };
           type = types.attrsOf (
@@ -247,6 +350,24 @@ let
       # services.postgresql does when enabled: the package by stateVersion
       # with mkDefault, and the ensureDBOwnership assertion.
       config = {
+        # What pgbouncer.nix does when enabled (its unit, reduced to what
+        # the balsam module relies on).
+        services.pgbouncer.settings.pgbouncer.unix_socket_dir = lib.mkIf config.services.pgbouncer.enable (
+          lib.mkDefault "/run/pgbouncer"
+        );
+        systemd.services.pgbouncer = lib.mkIf config.services.pgbouncer.enable {
+          description = "PgBouncer - PostgreSQL connection pooler";
+          wantedBy = [ "multi-user.target" ];
+          after = [ "network-online.target" ];
+          serviceConfig = {
+            Type = "notify-reload";
+            User = config.services.pgbouncer.user;
+            Group = config.services.pgbouncer.group;
+            ExecStart = "${lib.getExe config.services.pgbouncer.package} /etc/pgbouncer/pgbouncer.ini";
+            RuntimeDirectory = "pgbouncer";
+            LimitNOFILE = config.services.pgbouncer.openFilesLimit;
+          };
+        };
         services.postgresql.package = lib.mkIf config.services.postgresql.enable (
           lib.mkDefault (
             if lib.versionAtLeast config.system.stateVersion "25.11" then
@@ -318,6 +439,104 @@ let
     };
   };
 
+  # Hosts without the main host's local database and Redis.
+  evalOnly =
+    modules:
+    (lib.evalModules {
+      specialArgs = { inherit pkgs; };
+      modules = [
+        standIns
+        ../module.nix
+      ]
+      ++ modules;
+    }).config;
+
+  # An API host of several: remote PostgreSQL and Redis, backups and prune on.
+  apiHostBase = {
+    services.balsam = {
+      enable = true;
+      package = balsamPackage;
+      secretFiles.BALSAM_AUTH_SECRET_KEY = "/run/secrets/balsam-auth-secret-key";
+      settings.BALSAM_REDIS_PARAMS = {
+        host = "redis.example.org";
+        port = 6379;
+      };
+      backup.enable = true;
+      prune.enable = true;
+    };
+  };
+
+  # API only: the remote database's URL from a secret file.
+  apiOnly = evalOnly [
+    apiHostBase
+    { services.balsam.database.urlFile = "/run/secrets/balsam-database-url"; }
+  ];
+
+  # API only through a local PgBouncer; migrations, backups and prune direct.
+  pgbouncerModule = {
+    services.balsam.database = {
+      directUrlFile = "/run/secrets/balsam-database-direct-url";
+      pgbouncer = {
+        enable = true;
+        host = "db.example.org";
+        port = 5433;
+        database = "balsam_prod";
+        poolSize = 15;
+        authFile = "/run/secrets/balsam-pgbouncer-auth";
+      };
+    };
+  };
+  pgbouncerHost = evalOnly [
+    apiHostBase
+    pgbouncerModule
+    pgbouncerConfig
+  ];
+
+  # Combinations the assertions refuse.
+  refused = {
+    noUrl = evalOnly [ apiHostBase ];
+    urlFileAndCreateLocally = evalOnly [
+      apiHostBase
+      {
+        services.balsam.database = {
+          createLocally = true;
+          urlFile = "/run/secrets/balsam-database-url";
+        };
+      }
+    ];
+    pgbouncerAndCreateLocally = evalOnly [
+      apiHostBase
+      pgbouncerModule
+      { services.balsam.database.createLocally = true; }
+    ];
+    pgbouncerAndUrlFile = evalOnly [
+      apiHostBase
+      pgbouncerModule
+      { services.balsam.database.urlFile = "/run/secrets/balsam-database-url"; }
+    ];
+    pgbouncerWithoutDirectUrl = evalOnly [
+      apiHostBase
+      pgbouncerModule
+      { services.balsam.database.directUrlFile = lib.mkForce null; }
+    ];
+    pgbouncerWithoutHost = evalOnly [
+      apiHostBase
+      pgbouncerModule
+      { services.balsam.database.pgbouncer.host = lib.mkForce null; }
+    ];
+    pgbouncerWithoutAuthFile = evalOnly [
+      apiHostBase
+      pgbouncerModule
+      { services.balsam.database.pgbouncer.authFile = lib.mkForce null; }
+    ];
+  };
+
+  # The generated pgbouncer.ini, as nixpkgs' pgbouncer.nix writes it (nulls
+  # dropped, then pkgs.formats.ini).
+  pgbouncerIni = iniFormat.render (
+    lib.filterAttrsRecursive (_: v: v != null) pgbouncerHost.services.pgbouncer.settings
+  );
+
   # The defaults: no metrics, no prune timer, registration closed.
   plain = (evalWith { services.balsam = { metrics.enable = lib.mkForce false; prune.enable = lib.mkForce false; }; }).config;
 
@@ -375,9 +594,22 @@ let
   expect =
     what: ok:
     if ok then true else throw "module-eval: ${what}";
+
+  # An invalid host: an assertion with this message prefix fails.
+  refusedWith =
+    prefix: c:
+    let
+      failed = failedAssertionsOf c;
+    in
+    expect "expected a failed assertion starting with '${prefix}', got: ${builtins.toJSON failed}" (
+      lib.any (lib.hasPrefix prefix) failed
+    );
 in
 {
-  inherit units timers failedAssertions;
+  inherit units timers failedAssertions pgbouncerIni;
+
+  # Each refused combination's failed assertions (to read them).
+  refusedAssertions = lib.mapAttrs (_: failedAssertionsOf) refused;
 
   summary = {
     balsam = {
@@ -410,6 +642,26 @@ in
     logrotate = cfg.services.logrotate.settings;
     inherit failedAssertions;
     failedAssertionsWithASocketOutsideRunBalsam = failedAssertionsOf socketElsewhere;
+    apiOnly = {
+      balsam = {
+        inherit (apiOnly.systemd.services.balsam) after requires;
+        inherit (apiOnly.systemd.services.balsam.serviceConfig) ExecStartPre LoadCredential;
+      };
+      failedAssertions = failedAssertionsOf apiOnly;
+    };
+    pgbouncer = {
+      balsam = {
+        inherit (pgbouncerHost.systemd.services.balsam) after requires;
+        inherit (pgbouncerHost.systemd.services.balsam.serviceConfig) ExecStartPre LoadCredential;
+        environment = lib.filterAttrs (n: _: lib.hasPrefix "BALSAM_DATABASE" n) pgbouncerHost.systemd.services.balsam.environment;
+      };
+      balsam-backup.after = pgbouncerHost.systemd.services.balsam-backup.after;
+      pgbouncerService = {
+        inherit (pgbouncerHost.systemd.services.pgbouncer.serviceConfig) LoadCredential RuntimeDirectory User;
+      };
+      ini = pgbouncerIni;
+      failedAssertions = failedAssertionsOf pgbouncerHost;
+    };
   };
 
   checks =
@@ -523,6 +775,109 @@ in
       (expect "PostgreSQL by stateVersion (26.05 host: 17)" (
         cfg.services.postgresql.package == pkgs.postgresql_17
       ))
+      # --- API-only host: remote database URL from a secret file ---------
+      (expect "API-only host: no failed assertions: ${toString (failedAssertionsOf apiOnly)}" (
+        failedAssertionsOf apiOnly == [ ]
+      ))
+      (expect "API-only host: the URL file is a credential of every unit, no URL in the environment" (
+        lib.all (
+          u:
+          lib.elem "balsam_database_url:/run/secrets/balsam-database-url" u.serviceConfig.LoadCredential
+          && !(u.environment ? BALSAM_DATABASE_URL)
+        ) (with apiOnly.systemd.services; [ balsam balsam-backup balsam-prune ])
+      ))
+      (expect "API-only host: no local PostgreSQL or PgBouncer, nothing to wait for but the network" (
+        !apiOnly.services.postgresql.enable
+        && !apiOnly.services.pgbouncer.enable
+        && apiOnly.systemd.services.balsam.requires == [ ]
+        && apiOnly.systemd.services.balsam.after == [ "network-online.target" ]
+        && !(apiOnly.systemd.services.balsam.environment ? BALSAM_DATABASE_PGBOUNCER)
+      ))
+      (expect "API-only host: backup and prune may use the network (remote database)" (
+        apiOnly.systemd.services.balsam-backup.serviceConfig.PrivateNetwork == false
+        && apiOnly.systemd.services.balsam-prune.serviceConfig.PrivateNetwork == false
+      ))
+      (expect "API-only host: balsam-manage carries the URL credential" (
+        lib.hasInfix "--property=LoadCredential=balsam_database_url:/run/secrets/balsam-database-url" (
+          lib.findFirst (p: p.name == "balsam-manage") null apiOnly.environment.systemPackages
+        ).text
+      ))
+
+      # --- PgBouncer host --------------------------------------------------
+      (expect "PgBouncer host: no failed assertions: ${toString (failedAssertionsOf pgbouncerHost)}" (
+        failedAssertionsOf pgbouncerHost == [ ]
+      ))
+      (
+        let
+          b = pgbouncerHost.systemd.services.balsam;
+        in
+        expect "PgBouncer host: the server reaches PgBouncer's socket in transaction-pooling mode, after pgbouncer.service" (
+          b.environment.BALSAM_DATABASE_URL == "postgresql://balsam@/balsam?host=/run/pgbouncer&port=6432"
+          && b.environment.BALSAM_DATABASE_PGBOUNCER == "true"
+          && lib.elem "pgbouncer.service" b.after
+          && lib.elem "pgbouncer.service" b.requires
+          && !(lib.elem "postgresql.target" b.after)
+        )
+      )
+      (expect "PgBouncer host: the direct URL is a credential of the server (its ExecStartPre migrates), backup and prune" (
+        lib.all (
+          u: lib.elem "balsam_database_direct_url:/run/secrets/balsam-database-direct-url" u.serviceConfig.LoadCredential
+        ) (with pgbouncerHost.systemd.services; [ balsam balsam-backup balsam-prune ])
+        && pgbouncerHost.systemd.services.balsam.serviceConfig.ExecStartPre == "${balsamPackage}/bin/balsam server migrate"
+      ))
+      (expect "PgBouncer host: backup and prune do not wait for PgBouncer (they go direct)" (
+        !(lib.elem "pgbouncer.service" pgbouncerHost.systemd.services.balsam-backup.after)
+        && !(lib.elem "pgbouncer.service" pgbouncerHost.systemd.services.balsam-prune.requires)
+      ))
+      (
+        let
+          p = pgbouncerHost.services.pgbouncer;
+        in
+        expect "PgBouncer host: services.pgbouncer: transaction pooling, unix socket only, hba peer, the remote database" (
+          p.enable
+          && p.settings.pgbouncer.pool_mode == "transaction"
+          && p.settings.pgbouncer.listen_addr == null
+          && p.settings.pgbouncer.unix_socket_dir == "/run/pgbouncer"
+          && p.settings.pgbouncer.listen_port == 6432
+          && p.settings.pgbouncer.auth_type == "hba"
+          && p.settings.pgbouncer.auth_hba_file == "/nix/store/00000000000000000000000000000000-balsam-pgbouncer-hba.conf"
+          && p.settings.pgbouncer.auth_file == "/run/credentials/pgbouncer.service/balsam-pgbouncer-auth"
+          && p.settings.pgbouncer.max_client_conn == 1000
+          && p.settings.databases == {
+            balsam = "host=db.example.org port=5433 dbname=balsam_prod user=balsam pool_size=15";
+          }
+        )
+      )
+      (expect "PgBouncer host: the auth file reaches pgbouncer.service as a credential" (
+        pgbouncerHost.systemd.services.pgbouncer.serviceConfig.LoadCredential == [
+          "balsam-pgbouncer-auth:/run/secrets/balsam-pgbouncer-auth"
+        ]
+      ))
+      (expect "PgBouncer host: pgbouncer.ini has the [databases] entry and the pool mode" (
+        lib.hasInfix "[databases]\nbalsam=host=db.example.org port=5433 dbname=balsam_prod user=balsam pool_size=15\n" pgbouncerIni
+        && lib.hasInfix "pool_mode=transaction\n" pgbouncerIni
+        && !(lib.hasInfix "listen_addr" pgbouncerIni)
+      ))
+      (expect "PgBouncer host: max_client_conn stays overridable" (
+        (evalOnly [
+          apiHostBase
+          pgbouncerModule
+          { services.pgbouncer.settings.pgbouncer.max_client_conn = 300; }
+        ]).services.pgbouncer.settings.pgbouncer.max_client_conn == 300
+      ))
+
+      # --- refused combinations -------------------------------------------
+      (refusedWith "services.balsam: no database URL." refused.noUrl)
+      (refusedWith "services.balsam.database.urlFile cannot be used together with settings.BALSAM_DATABASE_URL" refused.urlFileAndCreateLocally)
+      (refusedWith "services.balsam.database.pgbouncer is for a remote PostgreSQL" refused.pgbouncerAndCreateLocally)
+      (refusedWith "services.balsam.database.urlFile cannot be used together with settings.BALSAM_DATABASE_URL" refused.pgbouncerAndUrlFile)
+      (refusedWith "services.balsam.database.pgbouncer.enable needs database.directUrlFile" refused.pgbouncerWithoutDirectUrl)
+      (refusedWith "services.balsam.database.pgbouncer.host: set the host" refused.pgbouncerWithoutHost)
+      (refusedWith "services.balsam.database.pgbouncer.authFile: set an absolute path" refused.pgbouncerWithoutAuthFile)
+      (expect "each refused combination fails only the assertions meant for it" (
+        lib.all (n: builtins.length (failedAssertionsOf refused.${n}) == 1) (lib.attrNames refused)
+      ))
+
       (expect "PostgreSQL by stateVersion (24.11 host keeps 16, and pg_dump matches)" (
         olderHost.services.postgresql.package == pkgs.postgresql_16
         && olderHost.systemd.services.balsam-backup.path == [ pkgs.postgresql_16 ]
