@@ -205,6 +205,7 @@ class ApiHost:
     env: dict[str, str]
     workdir: Path
     workers: int = 2
+    extra_args: list[str] = field(default_factory=list)  # more gunicorn arguments, e.g. the access log off
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
@@ -233,7 +234,7 @@ class ApiHost:
             "SERVER_PORT": str(self.port),
             "GUNICORN_WORKERS": str(self.workers),
         }
-        argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "balsam.server.main:app"]
+        argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), *self.extra_args, "balsam.server.main:app"]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self.host.command(argv), cwd=self.workdir, env=full_env, stdout=log, stderr=subprocess.STDOUT
