@@ -18,7 +18,9 @@ cores as the servers.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -46,9 +48,15 @@ SECRET = uuid.uuid4().hex
 
 @contextmanager
 def topology(
-    server: PostgresServer, network: HostNetwork, work: Path, hosts: int, via_pgbouncer: bool, workers: int
+    server: PostgresServer,
+    network: HostNetwork,
+    work: Path,
+    hosts: int,
+    via_pgbouncer: bool,
+    workers: int,
+    logs: list[str] | None = None,
 ) -> Iterator[list[str]]:
-    """API hosts on a fresh database; yields their base URLs."""
+    """API hosts on a fresh database; yields their base URLs (and fills `logs` with the hosts' logs on exit)."""
     name = f"scale_{uuid.uuid4().hex[:6]}"
     server.create_database(name)
     upgrade(server.url(name))
@@ -72,6 +80,8 @@ def topology(
             stack.callback(api.stop)
             apis.append(api)
         yield [a.base_url for a in apis]
+        if logs is not None:
+            logs += [a.log() for a in apis]
 
 
 def login(base_url: str) -> tuple[dict[str, str], int, int]:
@@ -273,7 +283,8 @@ class RestartLoad:
 def restart(args: argparse.Namespace, server: PostgresServer, network: HostNetwork, work: Path) -> None:
     """Load over the hosts while PostgreSQL restarts twice (fast, then immediate: crash recovery)."""
     for label, hosts, via in [("2 hosts, PgBouncer", 2, True), ("1 host, direct", 1, False)]:
-        with topology(server, network, work, hosts, via, args.workers) as urls:
+        logs: list[str] = []
+        with topology(server, network, work, hosts, via, args.workers, logs) as urls:
             auth, _, app = login(urls[0])
             load = RestartLoad(urls, auth, app)
             for t in load.threads:
@@ -293,9 +304,11 @@ def restart(args: argparse.Namespace, server: PostgresServer, network: HostNetwo
             print(
                 f"{label:<20} restart fast {took[0]:.1f} s + immediate {took[1]:.1f} s: {len(load.acked)} jobs "
                 f"acknowledged, {len(load.failures)} failed requests, {len(lost)} acknowledged writes lost, "
-                f"slowest request {load.slowest:.1f} s; failures: {load.failures[:6]}",
+                f"slowest request {load.slowest:.1f} s; failures: {collections.Counter(load.failures).most_common(3)}",
                 flush=True,
             )
+        causes = collections.Counter(m for log in logs for m in re.findall(r"Database unavailable: (.*)", log))
+        print(f"{'':<20} causes logged by the hosts: {causes.most_common(5)}", flush=True)
 
 
 def main() -> None:

@@ -111,6 +111,9 @@ class PgBouncer:
     port: int = 0
     default_pool_size: int = 20
     max_client_conn: int = 1000
+    # After a failed connect to PostgreSQL (during a restart or failover), PgBouncer refuses every client of the
+    # pool for this long before it tries again; its default of 15 s turns a 1 s restart into 15 s of errors.
+    server_login_retry: float = 1.0
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -139,6 +142,7 @@ class PgBouncer:
             "pool_mode = transaction\n"
             f"default_pool_size = {self.default_pool_size}\n"
             f"max_client_conn = {self.max_client_conn}\n"
+            f"server_login_retry = {self.server_login_retry}\n"
             f"admin_users = {self.pg.user}\n"
             f"logfile = {self.log_path}\n"
             f"pidfile = {self.directory / 'pgbouncer.pid'}\n"
@@ -188,7 +192,7 @@ class PgBouncer:
 
 
 @contextmanager
-def pgbouncer(directory: Path, pg: PgEndpoint, listen: list[str], **options: int) -> Iterator[PgBouncer]:
+def pgbouncer(directory: Path, pg: PgEndpoint, listen: list[str], **options: float) -> Iterator[PgBouncer]:
     bouncer = PgBouncer(directory, pg, listen, **options)  # type: ignore[arg-type]
     bouncer.start()
     try:

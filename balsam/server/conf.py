@@ -173,7 +173,8 @@ class Settings(_Base):
         False,
         description="`BALSAM_DATABASE_URL` leads to PgBouncer in `pool_mode = transaction` (docs/scaling.md): "
         "connect without libpq startup options, which PgBouncer refuses, and rely on no session state across "
-        "transactions. It gives up the server-side read-only default of the API's connections "
+        "transactions; each new connection is proven with one `SELECT 1`, so that requests wait out a database "
+        "restart behind PgBouncer instead of failing. It gives up the server-side read-only default of the API's connections "
         "(`default_transaction_read_only`, a safety net that makes a stray write outside a transaction fail) and "
         "the UTC `TimeZone` setting (the service writes and compares naive UTC timestamps itself, so the "
         "server's TimeZone does not change what it stores or answers).",

@@ -43,7 +43,9 @@ def make_engine(settings: Settings) -> Engine:
         pool_pre_ping=False,  # connections.install checks idle connections without a round trip
         connect_args=connect_args(settings),
     )
-    connections.install(engine, wait_seconds=settings.database_reconnect_seconds)
+    connections.install(
+        engine, wait_seconds=settings.database_reconnect_seconds, probe_on_connect=settings.database_pgbouncer
+    )
     return engine
 
 
