@@ -48,6 +48,7 @@
     "browser"
     # pgbouncer, root and network namespaces: none in the build sandbox.
     "multihost"
+    "pgbouncer"
   ];
   disabledTests = [ ];
 

@@ -49,6 +49,7 @@ def test_postgres_restart_under_load(tmp_path: Path) -> None:
         pg.stop(mode="immediate")
 
 
+@pytest.mark.pgbouncer
 def test_postgres_restart_under_load_through_pgbouncer(tmp_path: Path) -> None:
     """The same through PgBouncer in transaction mode with BALSAM_DATABASE_PGBOUNCER: PgBouncer keeps the API's
     connections open but fails them at their next statement while it cannot reach PostgreSQL (then for its

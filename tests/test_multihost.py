@@ -35,7 +35,7 @@ from tests.multihost import PGBOUNCER, ApiHost, HostNetwork, PgBouncer, pgbounce
 from tests.ops_helpers import ROOT
 from tests.test_websocket import _subscribers
 
-pytestmark = [pytest.mark.multihost, pytest.mark.serving]
+pytestmark = [pytest.mark.multihost, pytest.mark.pgbouncer, pytest.mark.serving]
 
 SERVER_TIMEZONE = "Pacific/Kiritimati"  # UTC+14: a timestamp taken in the session's zone would be far off
 # What must never appear in a log: PgBouncer's refusals, prepared statements that went to another server
