@@ -1,6 +1,6 @@
 """What the environment asks of the tests: tools that must be there (CI), and where to keep what tests produce.
 
-Tests that need a tool from outside Python (podman, chromium) skip where it is missing, except where `.ci/run`
+Tests that need a tool from outside Python (podman, chromium, pgbouncer) skip where it is missing, except where `.ci/run`
 set the variable below: it installs the tools, so there a missing one fails the test instead of skipping it.
 """
 
@@ -14,6 +14,7 @@ import pytest
 
 REQUIRE_COMPOSE = "BALSAM_TEST_REQUIRE_COMPOSE"
 REQUIRE_BROWSER = "BALSAM_TEST_REQUIRE_BROWSER"
+REQUIRE_PGBOUNCER = "BALSAM_TEST_REQUIRE_PGBOUNCER"
 # A directory for screenshots and timings worth keeping (e.g. docs/img); otherwise they go to tmp_path.
 ARTIFACTS = "BALSAM_TEST_ARTIFACTS"
 

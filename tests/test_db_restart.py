@@ -20,7 +20,10 @@ import pytest
 
 from balsam.server.db.migrate import upgrade
 from balsam.server.embedded.postgres import PostgresServer
+from tests.ci_env import REQUIRE_PGBOUNCER, unavailable
 from tests.conftest import TEST_SECRET
+from tests.harness import PgEndpoint
+from tests.multihost import PGBOUNCER, pgbouncer
 from tests.serving import free_port, gunicorn
 
 pytestmark = pytest.mark.serving
@@ -42,6 +45,33 @@ def test_postgres_restart_under_load(tmp_path: Path) -> None:
         env = {"BALSAM_DATABASE_URL": url, "BALSAM_AUTH_SECRET_KEY": TEST_SECRET, "BALSAM_LOG_LEVEL": "WARNING"}
         with gunicorn(env, tmp_path, workers=2) as server:
             _run(server.base_url, pg)
+    finally:
+        pg.stop(mode="immediate")
+
+
+@pytest.mark.pgbouncer
+def test_postgres_restart_under_load_through_pgbouncer(tmp_path: Path) -> None:
+    """The same through PgBouncer in transaction mode with BALSAM_DATABASE_PGBOUNCER: PgBouncer keeps the API's
+    connections open but fails them at their next statement while it cannot reach PostgreSQL (then for its
+    `server_login_retry`), which the probe on each new connection turns into a wait (balsam.server.db.connections).
+    """
+    if PGBOUNCER is None:
+        unavailable("pgbouncer is not installed (Debian: apt-get install pgbouncer)", REQUIRE_PGBOUNCER)
+    pg = PostgresServer(tmp_path / "pg", port=free_port())
+    pg.start()
+    try:
+        pg.create_database("balsam_restart")
+        upgrade(pg.url("balsam_restart"))
+        endpoint = PgEndpoint(str(pg.socket_dir), pg.port, pg.superuser, "postgres")
+        with pgbouncer(tmp_path / "pgbouncer", endpoint, ["127.0.0.1"]) as bouncer:
+            env = {
+                "BALSAM_DATABASE_URL": bouncer.url("balsam_restart"),
+                "BALSAM_DATABASE_PGBOUNCER": "true",
+                "BALSAM_AUTH_SECRET_KEY": TEST_SECRET,
+                "BALSAM_LOG_LEVEL": "WARNING",
+            }
+            with gunicorn(env, tmp_path, workers=2) as server:
+                _run(server.base_url, pg)
     finally:
         pg.stop(mode="immediate")
 

@@ -181,3 +181,48 @@ def test_pool_sized_from_request_threads() -> None:
     small = load_settings(request_threads=16, database_pool_size=6, database_max_overflow=0)
     assert small.pool_size() == 6 and small.request_thread_count() == 4
     assert load_settings(request_threads=4, database_pool_size=1, database_max_overflow=0).request_thread_count() == 1
+
+
+def test_pgbouncer_mode_and_the_direct_url(tmp_path: Path) -> None:
+    from balsam.server.db.engine import admin_connect_args, connect_args
+
+    settings = load_settings()
+    assert settings.database_pgbouncer is False and settings.database_direct_url is None
+    assert connect_args(settings) == {"options": "-c timezone=UTC -c default_transaction_read_only=on"}
+    assert settings.direct_sqlalchemy_url == settings.sqlalchemy_url
+
+    direct = tmp_path / "direct-url"
+    direct.write_text("postgresql://admin:s3cret@db:5432/balsam\n")
+    os.environ.update(
+        {
+            "BALSAM_DATABASE_URL": "postgresql://api:pw@pgbouncer:6432/balsam",
+            "BALSAM_DATABASE_PGBOUNCER": "true",
+            "BALSAM_DATABASE_DIRECT_URL_FILE": str(direct),
+        }
+    )
+    settings = load_settings()
+    assert connect_args(settings) == {}  # PgBouncer refuses libpq startup options
+    assert settings.direct_sqlalchemy_url == "postgresql+psycopg2://admin:s3cret@db:5432/balsam"
+    assert not settings.admin_reaches_pgbouncer()
+    assert admin_connect_args(settings) == {"options": "-c timezone=UTC"}
+    assert settings.redacted()["database_direct_url"] == "postgresql://admin:***@db:5432/balsam"
+
+    del os.environ["BALSAM_DATABASE_DIRECT_URL_FILE"]
+    settings = load_settings()
+    assert settings.admin_reaches_pgbouncer() and admin_connect_args(settings) == {}
+    assert settings.direct_database_url == "postgresql://api:pw@pgbouncer:6432/balsam"
+
+
+def test_direct_url_must_be_postgres() -> None:
+    os.environ["BALSAM_DATABASE_DIRECT_URL"] = "mysql://x@y/z"
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert str(err.value) == "Invalid setting BALSAM_DATABASE_DIRECT_URL: Value error, must be a postgresql:// URL"
+
+
+def test_backup_refuses_pgbouncer_without_a_direct_url(capsys: pytest.CaptureFixture[str]) -> None:
+    from balsam.server.cli import main as cli_main
+
+    os.environ.update({"BALSAM_DATABASE_PGBOUNCER": "1", "BALSAM_BACKUP_DIR": "."})
+    assert cli_main(["backup"]) == 2
+    assert "set BALSAM_DATABASE_DIRECT_URL" in capsys.readouterr().err

@@ -37,6 +37,14 @@ class LoginMethod(str, enum.Enum):
 _POOL_RESERVE = 2
 
 
+# pg_dump and pg_restore send session-level SETs, which PgBouncer in transaction mode would leave behind on
+# server connections that API requests then get.
+PGBOUNCER_REFUSED = (
+    "balsam: {command}: BALSAM_DATABASE_PGBOUNCER is on: set BALSAM_DATABASE_DIRECT_URL to PostgreSQL itself "
+    "(pg_dump and pg_restore need a session of their own, which PgBouncer in transaction mode does not give)"
+)
+
+
 class SettingsError(SystemExit):
     """Raised for an invalid configuration; its message is one line that names the setting."""
 
@@ -155,11 +163,28 @@ class OAuthSettings(_Base):
 
 class Settings(_Base):
     model_config = _common_config("BALSAM_")
-    secret_fields = ("database_url", "metrics_token")
+    secret_fields = ("database_url", "database_direct_url", "metrics_token")
 
     database_url: str = Field(
         "postgresql://postgres@localhost:5432/balsam",
-        description="SQLAlchemy/libpq URL of the PostgreSQL database.",
+        description="SQLAlchemy/libpq URL of the PostgreSQL database (or of the PgBouncer in front of it).",
+    )
+    database_pgbouncer: bool = Field(
+        False,
+        description="`BALSAM_DATABASE_URL` leads to PgBouncer in `pool_mode = transaction` (docs/scaling.md): "
+        "connect without libpq startup options, which PgBouncer refuses, and rely on no session state across "
+        "transactions; each new connection is proven with one `SELECT 1`, so that requests wait out a database "
+        "restart behind PgBouncer instead of failing. It gives up the server-side read-only default of the API's connections "
+        "(`default_transaction_read_only`, a safety net that makes a stray write outside a transaction fail) and "
+        "the UTC `TimeZone` setting (the service writes and compares naive UTC timestamps itself, so the "
+        "server's TimeZone does not change what it stores or answers).",
+    )
+    database_direct_url: str | None = Field(
+        None,
+        description="URL of PostgreSQL itself, bypassing PgBouncer, for `balsam server migrate`, `backup`, "
+        "`restore` and `prune`; unset: they use `BALSAM_DATABASE_URL`. With `BALSAM_DATABASE_PGBOUNCER` on, "
+        "`backup` and `restore` require it (pg_dump and pg_restore set session parameters). Best given as "
+        "`BALSAM_DATABASE_DIRECT_URL_FILE`.",
     )
     request_threads: int = Field(
         8,
@@ -220,9 +245,11 @@ class Settings(_Base):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_direct_url")
     @classmethod
-    def _postgres_url(cls, value: str) -> str:
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         scheme = value.split("://", 1)[0]
         if scheme not in {"postgresql", "postgres", "postgresql+psycopg2"}:
             raise ValueError("must be a postgresql:// URL")
@@ -239,8 +266,20 @@ class Settings(_Base):
     @property
     def sqlalchemy_url(self) -> str:
         """The database URL with the psycopg2 driver spelled out."""
-        _, rest = self.database_url.split("://", 1)
-        return f"postgresql+psycopg2://{rest}"
+        return _psycopg2_url(self.database_url)
+
+    @property
+    def direct_database_url(self) -> str:
+        """PostgreSQL itself, for the admin commands: the direct URL when set, else the database URL."""
+        return self.database_direct_url or self.database_url
+
+    @property
+    def direct_sqlalchemy_url(self) -> str:
+        return _psycopg2_url(self.direct_database_url)
+
+    def admin_reaches_pgbouncer(self) -> bool:
+        """True when the admin commands' connection goes through PgBouncer in transaction mode."""
+        return self.database_pgbouncer and self.database_direct_url is None
 
     def secret_key(self) -> str:
         assert self.auth.secret_key is not None, "validate_for_serving() resolves the key"
@@ -263,10 +302,17 @@ class Settings(_Base):
         """The effective settings with secrets hidden, for the start-up log."""
         data = self.model_dump(mode="json")
         data["database_url"] = _redact_url(self.database_url)
+        if self.database_direct_url is not None:
+            data["database_direct_url"] = _redact_url(self.database_direct_url)
         data["auth"]["secret_key"] = "***" if self.auth.secret_key else None
         data["oauth"]["client_secret"] = "***" if self.oauth.client_secret else None
         data["metrics_token"] = "***" if self.metrics_token else None
         return data
+
+
+def _psycopg2_url(url: str) -> str:
+    _, rest = url.split("://", 1)
+    return f"postgresql+psycopg2://{rest}"
 
 
 def _redact_url(url: str) -> str:

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from balsam.server.conf import load_settings
+from balsam.server.conf import PGBOUNCER_REFUSED, load_settings
 from balsam.server.ops.backup import BackupError, BackupSettings, apply_retention, create_backup
 
 logger = logging.getLogger("balsam.ops.backup")
@@ -40,10 +40,13 @@ def run(args: argparse.Namespace) -> int:
     keep = args.keep if args.keep is not None else defaults.keep
     max_age = args.max_age_days if args.max_age_days is not None else defaults.max_age_days
     settings = load_settings()
+    if settings.admin_reaches_pgbouncer():
+        print(PGBOUNCER_REFUSED.format(command="backup"), file=sys.stderr)
+        return 2
     try:
         if (keep is not None and keep < 1) or (max_age is not None and max_age <= 0):
             raise BackupError("--keep must be at least 1 and --max-age-days positive")
-        path = create_backup(settings.database_url, directory, args.pg_bindir or defaults.pg_bindir)
+        path = create_backup(settings.direct_database_url, directory, args.pg_bindir or defaults.pg_bindir)
         apply_retention(directory, keep=keep, max_age_days=max_age, protect=path)
     except BackupError as exc:
         logger.error("backup failed: %s", exc)

@@ -16,6 +16,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    before, after = upgrade(settings.sqlalchemy_url, args.revision)
+    before, after = upgrade(settings.direct_sqlalchemy_url, args.revision)
     print(f"schema: {before or 'empty'} -> {after}" if before != after else f"schema already at {after}")
     return 0

@@ -11,6 +11,7 @@ from sqlalchemy import create_engine
 
 from balsam.server.clock import utcnow
 from balsam.server.conf import load_settings
+from balsam.server.db.engine import admin_connect_args
 from balsam.server.ops.prune import PRUNABLE_STATES, Counts, Plan, PruneBusy, count, prune
 
 
@@ -93,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     plan = Plan.from_days(
         args.events_older_than, args.jobs_older_than, args.job_state or ["JOB_FINISHED"], args.batch_size, utcnow()
     )
-    engine = create_engine(settings.sqlalchemy_url, connect_args={"options": "-c timezone=UTC"})
+    # PostgreSQL directly when BALSAM_DATABASE_DIRECT_URL is set; the prune also works through PgBouncer.
+    engine = create_engine(settings.direct_sqlalchemy_url, connect_args=admin_connect_args(settings))
     try:
         if args.dry_run:
             found = count(engine, plan)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from balsam.server.conf import load_settings
+from balsam.server.conf import PGBOUNCER_REFUSED, load_settings
 from balsam.server.ops.backup import BackupError, BackupSettings, RestoreRefused, restore_backup
 
 
@@ -30,8 +30,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
+    if settings.admin_reaches_pgbouncer():
+        print(PGBOUNCER_REFUSED.format(command="restore"), file=sys.stderr)
+        return 2
     if not args.yes:
-        target = args.database or settings.database_url.rsplit("/", 1)[-1].split("?", 1)[0]
+        target = args.database or settings.direct_database_url.rsplit("/", 1)[-1].split("?", 1)[0]
         print(
             f"balsam: this restores {args.file} into database {target!r}; re-run with --yes to confirm",
             file=sys.stderr,
@@ -40,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         target = restore_backup(
             args.file,
-            settings.database_url,
+            settings.direct_database_url,
             database=args.database,
             clean=args.clean,
             bindir=args.pg_bindir or BackupSettings().pg_bindir,

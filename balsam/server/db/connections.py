@@ -15,7 +15,8 @@ without a ping round trip on every checkout.
   A false alarm (an unsolicited notice) costs one reconnect, never an error.
 - **Connect (waits out a restart).** While the server is down, restarting or shutting down, opening a
   connection is retried with a short back-off for up to `wait_seconds`, so requests arriving during a restart
-  wait for it instead of failing. Anything else (a wrong password, a missing database) fails at once.
+  wait for it instead of failing. Anything else (a wrong password, a missing database) fails at once. Through
+  PgBouncer a new connection is proven with one `SELECT 1` first (see `install`).
 - **During a statement (optimistic).** A connection that dies mid-statement raises an error that SQLAlchemy
   recognises as a disconnect: it invalidates the whole pool, and the caller decides whether re-running is safe
   (`balsam.server.db.session.BalsamSession` re-runs an autocommit read; `crud.transactions.run_write` re-runs a
@@ -46,6 +47,7 @@ _TRANSIENT_CONNECT_ERRORS = (
     "No such file or directory",  # the unix socket is gone while the server is down
     "server closed the connection unexpectedly",
     "terminating connection",
+    "pgbouncer cannot connect to server",  # PgBouncer while its server_login_retry pause after a failed connect
 )
 _TRANSACTION_IDLE = 0  # psycopg2.extensions.TRANSACTION_STATUS_IDLE
 _FIRST_DELAY = 0.05
@@ -81,8 +83,28 @@ def _back_to_autocommit(dbapi_connection: Any) -> None:
     dbapi_connection.autocommit = True
 
 
-def install(engine: Engine, *, wait_seconds: float) -> None:
-    """Attach autocommit, the checkout check and the waiting connect to `engine` (one per worker process)."""
+def _connect(dialect: Dialect, cargs: Any, cparams: Any, probe: bool) -> Any:
+    connection = dialect.connect(*cargs, **cparams)
+    if probe:
+        try:
+            connection.autocommit = True  # the "connect" listener sets it too; no transaction is left open
+            cursor = connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+        except BaseException:
+            connection.close()
+            raise
+    return connection
+
+
+def install(engine: Engine, *, wait_seconds: float, probe_on_connect: bool = False) -> None:
+    """Attach autocommit, the checkout check and the waiting connect to `engine` (one per worker process).
+
+    `probe_on_connect` (PgBouncer mode): PgBouncer accepts a client's login without asking PostgreSQL, and
+    while it cannot reach PostgreSQL (a restart or failover, then its `server_login_retry` pause) it closes a
+    client at its first statement instead. One `SELECT 1` on each new connection brings that failure into
+    the waiting connect, so that requests wait for the database there instead of failing.
+    """
 
     @event.listens_for(engine, "connect")
     def _autocommit(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -105,7 +127,7 @@ def install(engine: Engine, *, wait_seconds: float) -> None:
         delay = _FIRST_DELAY
         while True:
             try:
-                return dialect.connect(*cargs, **cparams)
+                return _connect(dialect, cargs, cparams, probe_on_connect)
             except dialect.loaded_dbapi.OperationalError as exc:
                 if not is_transient_connect_error(exc) or time.monotonic() + delay > deadline:
                     raise

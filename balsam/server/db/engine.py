@@ -20,7 +20,19 @@ from balsam.server.db import connections
 from balsam.server.db.session import BalsamSession
 
 # Every timestamp the service writes or compares is UTC; statements outside a transaction may only read.
+# PgBouncer refuses startup options, so BALSAM_DATABASE_PGBOUNCER drops both (the code needs neither to be
+# correct: timestamps are naive UTC computed in Python, and writes only happen in `begin()`).
 CONNECTION_OPTIONS = "-c timezone=UTC -c default_transaction_read_only=on"
+
+
+def connect_args(settings: Settings) -> dict[str, str]:
+    """libpq arguments of the API's connections: the startup options, unless PgBouncer sits in between."""
+    return {} if settings.database_pgbouncer else {"options": CONNECTION_OPTIONS}
+
+
+def admin_connect_args(settings: Settings) -> dict[str, str]:
+    """libpq arguments of the admin commands' connections (`direct_sqlalchemy_url`): UTC, unless through PgBouncer."""
+    return {} if settings.admin_reaches_pgbouncer() else {"options": "-c timezone=UTC"}
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -29,9 +41,11 @@ def make_engine(settings: Settings) -> Engine:
         pool_size=settings.pool_size(),
         max_overflow=settings.database_max_overflow,
         pool_pre_ping=False,  # connections.install checks idle connections without a round trip
-        connect_args={"options": CONNECTION_OPTIONS},
+        connect_args=connect_args(settings),
     )
-    connections.install(engine, wait_seconds=settings.database_reconnect_seconds)
+    connections.install(
+        engine, wait_seconds=settings.database_reconnect_seconds, probe_on_connect=settings.database_pgbouncer
+    )
     return engine
 
 

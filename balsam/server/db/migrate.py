@@ -35,24 +35,21 @@ def current_revision(connection: Connection) -> str | None:
 def upgrade(url_or_engine: str | Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Upgrade to `revision`; returns (before, after). Idempotent.
 
-    A session-level advisory lock serialises concurrent callers: the second one waits, then finds the
-    schema already at head and does nothing.
+    The whole upgrade is one transaction that first takes a transaction-level advisory lock: a concurrent
+    caller waits for the commit, then finds the schema already at `revision` and does nothing. A
+    transaction-level lock (not a session-level one) also holds through PgBouncer in transaction mode,
+    which may hand each transaction of a client a different server connection.
     """
     engine = create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
     try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-            try:
-                conn.commit()
-                before = current_revision(conn)
-                cfg = alembic_config()
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, revision)
-                conn.commit()
-                after = current_revision(conn)
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
-                conn.commit()
+        with engine.connect() as conn, conn.begin():
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            # Read after the lock: READ COMMITTED gives this statement the winner's committed revision.
+            before = current_revision(conn)
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)  # joins this transaction (env.py: begin_transaction)
+            after = current_revision(conn)
     finally:
         if isinstance(url_or_engine, str):
             engine.dispose()

@@ -8,7 +8,10 @@ items, in short batches that stay out of the API's way (`balsam server prune`).
   last change) is older than the cut-off. A job that is still a parent of a job in AWAITING_PARENTS is kept,
   whatever its state: child release counts a missing parent as finished (docs/job-states.md), so deleting a
   failed parent would release its children. Children of pruned parents keep the parent's id in `parent_ids`.
-- Only one prune runs at a time in a database (a session advisory lock); a second one reports that and exits.
+- Only one prune runs at a time in a database: a second one reports that and exits. The lock is transaction-level,
+  held by a transaction left open on a connection of its own for the whole prune, so it also holds through
+  PgBouncer in transaction mode (an open transaction keeps its server connection; a session-level lock would
+  stay behind on whichever server connection PgBouncer happened to use).
 - Nothing is published to /subscribe-user: this is housekeeping, not a user's change.
 """
 
@@ -123,15 +126,11 @@ class PruneBusy(RuntimeError):
 
 @contextlib.contextmanager
 def _exclusive(engine: Engine) -> Iterator[None]:
-    with engine.connect() as conn:
-        if not conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": PRUNE_LOCK_KEY}).scalar():
+    # The transaction only holds the lock (it reads and writes nothing); ending it releases the lock.
+    with engine.connect() as conn, conn.begin():
+        if not conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": PRUNE_LOCK_KEY}).scalar():
             raise PruneBusy("another `balsam server prune` is running on this database")
-        conn.commit()
-        try:
-            yield
-        finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": PRUNE_LOCK_KEY})
-            conn.commit()
+        yield
 
 
 def prune(
