@@ -782,6 +782,11 @@ in
               # pool + overflow of them, and during a HUP reload the old and
               # the new workers are both connected (pgbouncer's default is 100).
               max_client_conn = lib.mkDefault 1000;
+              # After a failed server login PgBouncer waits server_login_retry
+              # (15 s by default) before it tries PostgreSQL again, refusing
+              # clients meanwhile: a 1 s restart became 15 s of failed
+              # requests in bench/bench_scaling.py (docs/scaling.md).
+              server_login_retry = lib.mkDefault 1;
             };
           };
         };

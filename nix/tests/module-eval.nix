@@ -843,6 +843,7 @@ in
           && p.settings.pgbouncer.auth_hba_file == "/nix/store/00000000000000000000000000000000-balsam-pgbouncer-hba.conf"
           && p.settings.pgbouncer.auth_file == "/run/credentials/pgbouncer.service/balsam-pgbouncer-auth"
           && p.settings.pgbouncer.max_client_conn == 1000
+          && p.settings.pgbouncer.server_login_retry == 1
           && p.settings.databases == {
             balsam = "host=db.example.org port=5433 dbname=balsam_prod user=balsam pool_size=15";
           }
@@ -856,6 +857,7 @@ in
       (expect "PgBouncer host: pgbouncer.ini has the [databases] entry and the pool mode" (
         lib.hasInfix "[databases]\nbalsam=host=db.example.org port=5433 dbname=balsam_prod user=balsam pool_size=15\n" pgbouncerIni
         && lib.hasInfix "pool_mode=transaction\n" pgbouncerIni
+        && lib.hasInfix "server_login_retry=1\n" pgbouncerIni
         && !(lib.hasInfix "listen_addr" pgbouncerIni)
       ))
       (expect "PgBouncer host: max_client_conn stays overridable" (
