@@ -18,7 +18,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Float, Integer, Row, Table, bindparam, delete, func, insert, literal, or_, select, text, update
+from sqlalchemy import (
+    Float,
+    Integer,
+    Row,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session as DbSession
@@ -34,6 +49,7 @@ EXPIRED_MESSAGE = "Session expired: job was stuck in RUNNING state"
 FINISHED_BATCH_JOB_STATE = "finished"
 # Running sums of float footprints (num_nodes / node_packing_count) get this much slack against the cap.
 _FOOTPRINT_EPSILON = 1e-9
+_LEASE_ATTEMPTS = 4  # locking statements per acquire at most (see acquire)
 
 
 @dataclass
@@ -254,6 +270,31 @@ def acquire(
     if spec.serial_only:
         conditions.extend([jobs.c.num_nodes == 1, jobs.c.ranks_per_node == 1])
 
+    # A candidate can be leased by another session between this statement's snapshot and its row lock (that
+    # session committed in between; job rows are not written, so the lock does not re-check them), and the
+    # lease insert then skips it. Under many concurrent launchers whole batches came back empty that way while
+    # thousands of jobs were free. So when candidates were lost to such leases, lease again, from a new
+    # snapshot that sees them: the serial path fills up to max_num_jobs, the MPI path tries again only when it
+    # got nothing (its kept set is a prefix of one ordering; topping it up from a second one would not be).
+    mpi = spec.max_aggregate_nodes is not None
+    rows: list[str] = []
+    wanted = spec.max_num_jobs
+    for _ in range(_LEASE_ATTEMPTS):
+        got, lost = _lease_candidates(db, session, conditions, spec, wanted)
+        rows.extend(got)
+        wanted -= len(got)
+        if not lost or not wanted or (mpi and rows):
+            break
+    return LeaseOutcome(jobs_json=json_array(rows), acquired=len(rows))
+
+
+def _lease_candidates(
+    db: DbSession, session: Row[Any], conditions: list[Any], spec: SessionAcquire, limit: int
+) -> tuple[list[str], int]:
+    """One locking statement: lock up to `limit` candidates (SKIP LOCKED), keep them (MPI: the capped prefix),
+    insert their leases. Returns the leased jobs' JSON in reply order and how many kept candidates were found
+    leased already (by a session that committed after this statement's snapshot)."""
+    jobs = cast(Table, Job.__table__)
     mpi = spec.max_aggregate_nodes is not None
     order: list[Any]
     if not mpi:
@@ -271,7 +312,7 @@ def acquire(
         select(jobs.c.id, footprint.label("footprint"), *_sort_columns(jobs))
         .where(*conditions)
         .order_by(*order)
-        .limit(spec.max_num_jobs)
+        .limit(limit)
         .with_for_update(of=jobs, skip_locked=True)
         .cte("candidates")
     )
@@ -319,8 +360,17 @@ def acquire(
             .cte("acquired")
         )
     reply_order = _cte_order(acquired, spec.sort_by == SORT_LONG_LARGE_FIRST) if mpi else [acquired.c.id]
-    rows = db.execute(select(acquired.c.job).order_by(*reply_order)).scalars().all()
-    return LeaseOutcome(jobs_json=json_array(rows), acquired=len(rows))
+    # One row even when nothing was leased (the outer join), carrying how many candidates were kept.
+    kept_count = select(func.count()).select_from(kept).scalar_subquery()
+    one = select(literal(1).label("one")).subquery("one")
+    result = db.execute(
+        select(kept_count.label("kept"), acquired.c.job)
+        .select_from(one)
+        .outerjoin(acquired, true())
+        .order_by(*reply_order)
+    ).all()
+    rows = [row.job for row in result if row.job is not None]
+    return rows, result[0].kept - len(rows)
 
 
 def _sort_columns(jobs: Any) -> list[Any]:
