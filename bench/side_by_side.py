@@ -69,6 +69,7 @@ class Target:
     site_id: int = 0
     app_id: int = 0
     psql: list[str] | None = None  # psql command line for the target's database (ours only)
+    database_url: str | None = None  # ours only
     results: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -77,6 +78,8 @@ class Target:
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, headers=self.headers, timeout=600)
+
+    postmaster_pid: int = 0
 
     def worker_pids(self) -> list[int]:
         path = Path(f"/proc/{self.master_pid}/task/{self.master_pid}/children")
@@ -87,7 +90,7 @@ class Target:
 
 
 @contextmanager
-def start_ours(tree: Path, workers: int, workdir: Path) -> Iterator[Target]:
+def start_ours(tree: Path, workers: int, workdir: Path, pg_settings: list[str]) -> Iterator[Target]:
     with database(workdir) as url:
         env = {
             **os.environ,
@@ -103,6 +106,16 @@ def start_ours(tree: Path, workers: int, workdir: Path) -> Iterator[Target]:
         env.pop("BALSAM_REDIS_PARAMS", None)
         migrate = "import sys; from balsam.server.db.migrate import upgrade; upgrade(sys.argv[1])"
         subprocess.run([sys.executable, "-c", migrate, url], env=env, cwd=workdir, check=True)
+        if pg_settings:
+            from sqlalchemy import create_engine, text
+
+            engine = create_engine(url, isolation_level="AUTOCOMMIT")
+            with engine.connect() as conn:
+                name = conn.execute(text("SELECT current_database()")).scalar_one()
+                for setting in pg_settings:
+                    key, _, value = setting.partition("=")
+                    conn.execute(text(f'ALTER DATABASE "{name}" SET {key} = {value}'))
+            engine.dispose()
         port = free_port()
         env["SERVER_PORT"] = str(port)
         conf = tree / "balsam" / "server" / "gunicorn.conf.example.py"
@@ -130,7 +143,8 @@ def start_ours(tree: Path, workers: int, workdir: Path) -> Iterator[Target]:
             with httpx.Client(base_url=base_url, timeout=60) as http:
                 http.post("/auth/password/register", json={"username": user, "password": "pw"}).raise_for_status()
                 token = http.post("/auth/password/login", data={"username": user, "password": "pw"}).json()
-            target = Target("ours", base_url, token["access_token"], proc.pid, psql=psql_command(url))
+            target = Target("ours", base_url, token["access_token"], proc.pid, psql=psql_command(url), database_url=url)
+            target.postmaster_pid = postmaster_of(url)
             wait_workers(target, workers)
             yield target
         finally:
@@ -141,6 +155,16 @@ def start_ours(tree: Path, workers: int, workdir: Path) -> Iterator[Target]:
                 proc.kill()
                 proc.wait()
             log.close()
+
+
+def postmaster_of(url: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        datadir = conn.execute(text("SHOW data_directory")).scalar_one()
+    engine.dispose()
+    return int((Path(datadir) / "postmaster.pid").read_text().split()[0])
 
 
 def psql_command(url: str) -> list[str]:
@@ -175,6 +199,8 @@ def start_upstream(workers: int) -> Iterator[Target]:
             resp.raise_for_status()
         master = int((root / "gunicorn.pid").read_text().split()[0])
         target = Target("upstream", base_url, resp.json()["access_token"], master)
+        pm_file = root / "pg" / "postmaster.pid"
+        target.postmaster_pid = int(pm_file.read_text().split()[0]) if pm_file.exists() else 0
         wait_workers(target, workers)
         yield target
     finally:
@@ -289,10 +315,12 @@ def wrk(url: str, token: str, connections: int, threads: int, seconds: float) ->
     result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
     for pct in ("50", "99"):
         result[f"p{pct}"] = _ms(re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors or "Socket errors" in out:
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         print(out)
-        raise RuntimeError("wrk saw errors")
+        raise RuntimeError("wrk saw error responses")
+    # A connection the server drops counts as a socket error (upstream does it now and then); reported.
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    result["socket_errors"] = float(sum(int(g) for g in sock.groups())) if sock else 0.0
     return result
 
 
@@ -307,11 +335,91 @@ def workload_a(target: Target, seconds: float) -> None:
     r32 = wrk(url, target.token, 32, 2, seconds)
     r1 = wrk(url, target.token, 1, 1, max(3.0, seconds / 2))
     target.results.update(
-        {"a_rps": r32["rps"], "a_p50": r32["p50"], "a_p99": r32["p99"], "a1_p50": r1["p50"], "a1_rps": r1["rps"]}
+        {
+            "a_rps": r32["rps"],
+            "a_p50": r32["p50"],
+            "a_p99": r32["p99"],
+            "a_socket_errors": r32["socket_errors"] + r1["socket_errors"],
+            "a1_p50": r1["p50"],
+            "a1_rps": r1["rps"],
+        }
     )
 
 
-def workload_b(target: Target, launchers: int, n_jobs: int) -> None:
+@contextmanager
+def wait_events(target: Target, enabled: bool) -> Iterator[None]:
+    """Samples pg_stat_activity every 20 ms while the block runs, then prints what the server's backends were
+    doing (state / wait event), as shares of the samples."""
+    if not enabled or target.database_url is None:
+        yield
+        return
+    from collections import Counter
+
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(target.database_url, isolation_level="AUTOCOMMIT")
+    counts: Counter[str] = Counter()
+    stop = threading.Event()
+    query = text(
+        "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+    )
+
+    def sample() -> None:
+        with engine.connect() as conn:
+            while not stop.is_set():
+                for state, wtype, wevent in conn.execute(query):
+                    if state != "idle":
+                        counts[f"{state} / {wtype or '-'}:{wevent or 'CPU'}"] += 1
+                time.sleep(0.02)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        engine.dispose()
+        total = sum(counts.values()) or 1
+        print("    non-idle backends in pg_stat_activity samples (state / wait event):")
+        for key, n in counts.most_common(12):
+            print(f"      {100 * n / total:5.1f}%  {key}")
+
+
+def connections_per_worker(target: Target, client_ports: list[int], pids: list[int]) -> dict[int, int]:
+    """Which worker process holds each launcher's connection (from /proc/net/tcp and the workers' fds)."""
+    from collections import Counter
+
+    from tests.serving import serving_worker
+
+    server_port = int(target.base_url.rsplit(":", 1)[1])
+    found = Counter(serving_worker(server_port, p, set(pids)) for p in client_ports if p)
+    return {pid: found.get(pid, 0) for pid in pids}
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """utime+stime of `pid` (plus that of its reaped children when `children`), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
+    return ticks / _TICK
+
+
+def postgres_cpu(postmaster: int) -> float:
+    """CPU of a PostgreSQL cluster so far: the postmaster with its reaped children, plus its live children."""
+    if not postmaster:
+        return 0.0
+    kids = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+    return cpu_seconds(postmaster, children=True) + sum(cpu_seconds(int(k)) for k in kids)
+
+
+def workload_b(target: Target, launchers: int, n_jobs: int, sample_waits: bool = False) -> None:
     tag = "b"
     with target.client() as http:
         ids = create_jobs(http, target, n_jobs, tag)
@@ -319,6 +427,10 @@ def workload_b(target: Target, launchers: int, n_jobs: int) -> None:
     body = acquire_body(10, tag)
     done = [0] * launchers
     lost = [0] * launchers
+    ports = [0] * launchers
+    empty = [0] * launchers  # acquires that returned nothing while jobs were left
+    short = [0] * launchers  # acquires that returned fewer than 10
+    lock = threading.Lock()
     barrier = threading.Barrier(launchers + 1)
     errors: list[BaseException] = []
 
@@ -332,6 +444,11 @@ def workload_b(target: Target, launchers: int, n_jobs: int) -> None:
                     return int(resp.json()["id"])
 
                 sid = new_session()
+                probe = http.get("/sites/", params={"limit": 0})
+                stream = probe.extensions.get("network_stream")
+                sock = stream.get_extra_info("socket") if stream is not None else None
+                if sock is not None:
+                    ports[k] = sock.getsockname()[1]
                 barrier.wait()
                 while True:
                     resp = http.post(f"/sessions/{sid}", content=body, headers=JSON)
@@ -344,7 +461,14 @@ def workload_b(target: Target, launchers: int, n_jobs: int) -> None:
                     resp.raise_for_status()
                     got = [j["id"] for j in resp.json()]
                     if not got:
-                        break
+                        with lock:
+                            finished = sum(done) >= n_jobs
+                        if finished:
+                            break
+                        # Jobs remain (held by others, or handed out short): a launcher polls again.
+                        empty[k] += 1
+                        time.sleep(0.1)
+                        continue
                     patch_state(http, got, "RUNNING")
                     tick = http.put(f"/sessions/{sid}")
                     if tick.status_code == 404:
@@ -353,7 +477,9 @@ def workload_b(target: Target, launchers: int, n_jobs: int) -> None:
                     else:
                         tick.raise_for_status()
                     patch_state(http, got, "RUN_DONE")
-                    done[k] += len(got)
+                    with lock:
+                        done[k] += len(got)
+                    short[k] += len(got) < 10
                 http.delete(f"/sessions/{sid}").raise_for_status()
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
@@ -362,16 +488,31 @@ def workload_b(target: Target, launchers: int, n_jobs: int) -> None:
     threads = [threading.Thread(target=launcher, args=(k,)) for k in range(launchers)]
     for t in threads:
         t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
+    pids = target.worker_pids()
+    with wait_events(target, sample_waits):
+        barrier.wait()
+        print(f"    (b) launcher connections per worker: {connections_per_worker(target, ports, pids)}")
+        cpu0 = [cpu_seconds(p) for p in pids] + [postgres_cpu(target.postmaster_pid), cpu_seconds(os.getpid())]
+        start = time.perf_counter()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - start
+        cpu1 = [cpu_seconds(p) for p in pids] + [postgres_cpu(target.postmaster_pid), cpu_seconds(os.getpid())]
+    used = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
+    # Where the CPU went while the launchers ran: each worker, PostgreSQL, this client (share of one core).
+    shares = ", ".join(f"worker {p} {u / elapsed:.0%}" for p, u in zip(pids, used, strict=False))
+    print(
+        f"    (b) CPU over {elapsed:.1f} s: {shares}, postgres {used[-2] / elapsed:.0%}, client {used[-1] / elapsed:.0%}"
+    )
+    target.results["b_server_cpu_ms_per_job"] = 1e3 * sum(used[:-2]) / n_jobs
+    target.results["b_pg_cpu_ms_per_job"] = 1e3 * used[-2] / n_jobs
     if errors:
         raise errors[0]
     assert sum(done) == n_jobs, (sum(done), n_jobs)
     target.results["b_jobs_s"] = n_jobs / elapsed
     target.results["b_sessions_lost"] = sum(lost)
+    target.results["b_empty_acquires"] = sum(empty)
+    target.results["b_short_acquires"] = sum(short)
 
 
 def json_agg_ms(target: Target, tag: str) -> float:
@@ -506,6 +647,14 @@ def main() -> None:
     parser.add_argument("--no-ours", action="store_true")
     parser.add_argument("--ours-tree", type=Path, default=ROOT, help="checkout to run as ours (default: this one)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--ours-pg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a PostgreSQL setting for our database (ALTER DATABASE ... SET), e.g. synchronous_commit=off",
+    )
+    parser.add_argument("--sample-waits", action="store_true", help="(b): print our backends' wait events")
     parser.add_argument("--only", default="abcr", help="workloads to run, e.g. 'a' or 'bc' (r = RSS)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of wrk in (a)")
     parser.add_argument("--launchers", type=int, default=32)
@@ -526,7 +675,7 @@ def main() -> None:
                 target = stack.enter_context(
                     start_upstream(args.workers)
                     if name == "upstream"
-                    else start_ours(args.ours_tree, args.workers, Path(tmpdir))
+                    else start_ours(args.ours_tree, args.workers, Path(tmpdir), args.ours_pg)
                 )
                 targets.append(target)
                 make_site(target, uuid.uuid4().hex[:6])
@@ -534,7 +683,7 @@ def main() -> None:
                 gc.disable()
                 steps = {
                     "a": lambda t=target: workload_a(t, args.duration),
-                    "b": lambda t=target: workload_b(t, args.launchers, args.launcher_jobs),
+                    "b": lambda t=target: workload_b(t, args.launchers, args.launcher_jobs, args.sample_waits),
                     "c": lambda t=target: workload_c(t, args.jobs),
                     "r": lambda t=target: workload_rss(t, args.rss_jobs),
                 }
