@@ -18,8 +18,23 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Float, Integer, Row, Table, bindparam, delete, func, insert, literal, or_, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import (
+    Float,
+    Integer,
+    Row,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session as DbSession
 
@@ -34,6 +49,7 @@ EXPIRED_MESSAGE = "Session expired: job was stuck in RUNNING state"
 FINISHED_BATCH_JOB_STATE = "finished"
 # Running sums of float footprints (num_nodes / node_packing_count) get this much slack against the cap.
 _FOOTPRINT_EPSILON = 1e-9
+_LEASE_ATTEMPTS = 4  # locking statements per acquire at most (see acquire)
 
 
 @dataclass
@@ -239,26 +255,102 @@ def acquire(
     if not app_ids or not spec.states:
         return LeaseOutcome()
 
+    shape = _LeaseShape(
+        mpi=spec.max_aggregate_nodes is not None,
+        long_large_first=spec.sort_by == SORT_LONG_LARGE_FIRST,
+        stamp_batch_job=session.batch_job_id is not None,
+        filter_tags=bool(spec.filter_tags),
+        max_wall_time=bool(spec.max_wall_time_min),  # null or 0 means no limit (spec §14.6)
+        max_nodes=bool(spec.max_nodes_per_job),
+        serial_only=spec.serial_only,
+    )
+    params: dict[str, Any] = {
+        "app_ids": app_ids,
+        "states": [s.value for s in spec.states],
+        "filter_tags": json.dumps(spec.filter_tags),
+        "max_wall_time": spec.max_wall_time_min,
+        "max_nodes": spec.max_nodes_per_job,
+        "cap": (spec.max_aggregate_nodes or 0.0) + _FOOTPRINT_EPSILON,
+        "session_id": session.id,
+        "batch_job_id": session.batch_job_id,
+    }
+    sql, constants = _lease_sql(db, shape)
+    params.update(constants)
+    # A candidate can be leased by another session between this statement's snapshot and its row lock (that
+    # session committed in between; job rows are not written, so the lock does not re-check them), and the
+    # lease insert then skips it. Under many concurrent launchers whole batches came back empty that way while
+    # thousands of jobs were free. So when candidates were lost to such leases, lease again, from a new
+    # snapshot that sees them: the serial path fills up to max_num_jobs, the MPI path tries again only when it
+    # got nothing (its kept set is a prefix of one ordering; topping it up from a second one would not be).
+    rows: list[str] = []
+    wanted = spec.max_num_jobs
+    for _ in range(_LEASE_ATTEMPTS):
+        result = db.connection().exec_driver_sql(sql, {**params, "limit": wanted}).all()
+        got = [row.job for row in result if row.job is not None]
+        lost = result[0].kept - len(got)
+        rows.extend(got)
+        wanted -= len(got)
+        if not lost or not wanted or (shape.mpi and rows):
+            break
+    return LeaseOutcome(jobs_json=json_array(rows), acquired=len(rows))
+
+
+@dataclass(frozen=True)
+class _LeaseShape:
+    """What decides the text of the lease statement; the values go in as parameters."""
+
+    mpi: bool
+    long_large_first: bool
+    stamp_batch_job: bool
+    filter_tags: bool
+    max_wall_time: bool
+    max_nodes: bool
+    serial_only: bool
+
+
+# The lease statement's SQL per shape. SQLAlchemy does not cache statements that contain PostgreSQL's
+# INSERT ... ON CONFLICT (its Insert sets inherit_cache = False), so this one was built and compiled on every
+# acquire: 2.5 ms of CPU each, a tenth of a worker's CPU under 32 launchers. There are at most 2^7 shapes.
+_LEASE_SQL_CACHE: dict[_LeaseShape, tuple[str, dict[str, Any]]] = {}
+_LEASE_PARAMS = frozenset(
+    {"app_ids", "states", "filter_tags", "max_wall_time", "max_nodes", "cap", "session_id", "batch_job_id", "limit"}
+)
+
+
+def _lease_sql(db: DbSession, shape: _LeaseShape) -> tuple[str, dict[str, Any]]:
+    """The statement's SQL for the driver and the constants SQLAlchemy made parameters of (GREATEST(x, 0)...)."""
+    cached = _LEASE_SQL_CACHE.get(shape)
+    if cached is None:
+        compiled = _lease_statement(shape).compile(dialect=db.get_bind().dialect)
+        constants = {k: v for k, v in compiled.params.items() if k not in _LEASE_PARAMS}
+        cached = _LEASE_SQL_CACHE[shape] = (compiled.string, constants)
+    return cached
+
+
+def _lease_statement(shape: _LeaseShape) -> Any:
+    """One locking statement: lock up to `limit` candidates (SKIP LOCKED), keep them (MPI: the capped prefix),
+    insert their leases. Its rows: the leased jobs' JSON in reply order, each with how many candidates were
+    kept (one row with a null job when none was leased), so the caller can tell how many were found leased
+    already by a session that committed after this statement's snapshot. Parameters are named, see acquire."""
     jobs = cast(Table, Job.__table__)
     conditions: list[Any] = [
-        jobs.c.app_id == func.any(bigint_array(app_ids)),
+        jobs.c.app_id == func.any(bigint_array([], "app_ids")),
         job_is_free(jobs),
-        jobs.c.state == func.any(bindparam("states", [s.value for s in spec.states], type_=ARRAY(jobs.c.state.type))),
+        jobs.c.state == func.any(bindparam("states", type_=ARRAY(jobs.c.state.type))),
     ]
-    if spec.filter_tags:
-        conditions.append(jobs.c.tags.contains(spec.filter_tags))
-    if spec.max_wall_time_min:  # null or 0 means no limit (spec §14.6)
-        conditions.append(jobs.c.wall_time_min <= spec.max_wall_time_min)
-    if spec.max_nodes_per_job:
-        conditions.append(jobs.c.num_nodes <= spec.max_nodes_per_job)
-    if spec.serial_only:
+    if shape.filter_tags:
+        conditions.append(jobs.c.tags.contains(bindparam("filter_tags", type_=JSONB)))
+    if shape.max_wall_time:
+        conditions.append(jobs.c.wall_time_min <= bindparam("max_wall_time", type_=Integer))
+    if shape.max_nodes:
+        conditions.append(jobs.c.num_nodes <= bindparam("max_nodes", type_=Integer))
+    if shape.serial_only:
         conditions.extend([jobs.c.num_nodes == 1, jobs.c.ranks_per_node == 1])
 
-    mpi = spec.max_aggregate_nodes is not None
     order: list[Any]
-    if not mpi:
+    if not shape.mpi:
         order = [jobs.c.id]
-    elif spec.sort_by == SORT_LONG_LARGE_FIRST:
+    elif shape.long_large_first:
         order = [jobs.c.wall_time_min.desc(), jobs.c.num_nodes.desc(), jobs.c.node_packing_count.desc(), jobs.c.id]
     else:
         order = [jobs.c.num_nodes, jobs.c.node_packing_count.desc(), jobs.c.wall_time_min.desc(), jobs.c.id]
@@ -271,44 +363,41 @@ def acquire(
         select(jobs.c.id, footprint.label("footprint"), *_sort_columns(jobs))
         .where(*conditions)
         .order_by(*order)
-        .limit(spec.max_num_jobs)
+        .limit(bindparam("limit", type_=Integer))
         .with_for_update(of=jobs, skip_locked=True)
         .cte("candidates")
     )
-    if mpi:
-        cand_order = _cte_order(candidates, spec.sort_by == SORT_LONG_LARGE_FIRST)
+    if shape.mpi:
+        cand_order = _cte_order(candidates, shape.long_large_first)
         running = (
             select(
                 candidates.c.id,
                 func.sum(candidates.c.footprint).over(order_by=cand_order, rows=(None, 0)).label("running"),
             )
         ).subquery("running")
-        assert spec.max_aggregate_nodes is not None
-        kept: Any = (
-            select(running.c.id).where(running.c.running <= spec.max_aggregate_nodes + _FOOTPRINT_EPSILON).subquery()
-        )
+        kept: Any = select(running.c.id).where(running.c.running <= bindparam("cap", type_=Float)).subquery()
     else:
         kept = select(candidates.c.id).subquery()
 
     # The lease rows. The primary key is the last word on exclusivity: a job leased (and committed) by another
     # session after this statement's snapshot was taken looks free above, but its lease already exists, so
     # ON CONFLICT skips it, and only the leases inserted here are handed out.
+    holder = bindparam("session_id", type_=Integer)
     leases = cast(Table, JobLease.__table__)
     leased = (
         pg_insert(leases)
-        .from_select(["job_id", "session_id"], select(kept.c.id, literal(session.id)).order_by(kept.c.id))
+        .from_select(["job_id", "session_id"], select(kept.c.id, holder).order_by(kept.c.id))
         .on_conflict_do_nothing(index_elements=[leases.c.job_id])
         .returning(leases.c.job_id)
         .cte("leased")
     )
-    holder = literal(session.id, type_=Integer)
     acquired: Any
-    if session.batch_job_id is not None:
+    if shape.stamp_batch_job:
         # Stamping the batch job is the one write to the job rows that acquire still makes.
         acquired = (
             update(jobs)
             .where(jobs.c.id == leased.c.job_id)
-            .values(batch_job_id=session.batch_job_id)
+            .values(batch_job_id=bindparam("batch_job_id", type_=Integer))
             .returning(jobs.c.id, *_sort_columns(jobs), job_json_column(jobs, session_id=holder).label("job"))
             .cte("acquired")
         )
@@ -318,9 +407,16 @@ def acquire(
             .join(leased, jobs.c.id == leased.c.job_id)
             .cte("acquired")
         )
-    reply_order = _cte_order(acquired, spec.sort_by == SORT_LONG_LARGE_FIRST) if mpi else [acquired.c.id]
-    rows = db.execute(select(acquired.c.job).order_by(*reply_order)).scalars().all()
-    return LeaseOutcome(jobs_json=json_array(rows), acquired=len(rows))
+    reply_order = _cte_order(acquired, shape.long_large_first) if shape.mpi else [acquired.c.id]
+    # One row even when nothing was leased (the outer join), carrying how many candidates were kept.
+    kept_count = select(func.count()).select_from(kept).scalar_subquery()
+    one = select(literal_column("1").label("one")).subquery("one")
+    return (
+        select(kept_count.label("kept"), acquired.c.job)
+        .select_from(one)
+        .outerjoin(acquired, true())
+        .order_by(*reply_order)
+    )
 
 
 def _sort_columns(jobs: Any) -> list[Any]:
