@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -117,6 +117,17 @@ class RoundRobin:
             c.close()
 
 
+def run_threads(target: Callable[[int], None], count: int) -> float:
+    """Run `target(k)` for k in range(count) in threads at once; the wall time until all have ended."""
+    threads = [threading.Thread(target=target, args=(k,)) for k in range(count)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
+
+
 def launchers(
     urls: list[str], auth: dict[str, str], site: int, app: int, n_jobs: int, n_launchers: int
 ) -> dict[str, float]:
@@ -152,13 +163,7 @@ def launchers(
         requests[k] = rr.requests
         rr.close()
 
-    threads = [threading.Thread(target=launcher, args=(k,)) for k in range(n_launchers)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
+    elapsed = run_threads(launcher, n_launchers)
     if errors or sum(done) != n_jobs:
         raise RuntimeError(f"launchers: {sum(done)} of {n_jobs} jobs, errors {errors[:3]}")
     return {"jobs_s": n_jobs / elapsed, "req_s": sum(requests) / elapsed}
@@ -180,13 +185,7 @@ def readers(urls: list[str], auth: dict[str, str], n_readers: int, seconds: floa
             errors.append(repr(exc))
         rr.close()
 
-    threads = [threading.Thread(target=reader, args=(k,)) for k in range(n_readers)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
+    elapsed = run_threads(reader, n_readers)
     if errors:
         raise RuntimeError(f"readers: {errors[:3]}")
     every = sorted(x for lat in latencies for x in lat)
