@@ -8,32 +8,19 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from alembic import command
-from sqlalchemy import Engine, create_engine, inspect, select, text
+from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from balsam.server.db.migrate import alembic_config, head_revision, upgrade
+from balsam.server.db.migrate import head_revision, upgrade
 from balsam.server.db.tables import Job
 from tests.harness import PgEndpoint
+from tests.migration_db import database_at, downgrade
 
 
 @pytest.fixture
 def db_0002(pg: PgEndpoint) -> Iterator[Engine]:
-    name = pg.create_database("balsam_m0003")
-    url = pg.url(name)
-    upgrade(url, "0002")
-    engine = create_engine(url)
-    yield engine
-    engine.dispose()
-    pg.drop_database(name)
-
-
-def _downgrade(engine: Engine, revision: str) -> None:
-    with engine.connect() as conn:
-        cfg = alembic_config()
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
-        conn.commit()
+    with database_at(pg, "balsam_m0003", "0002") as engine:
+        yield engine
 
 
 def _seed(engine: Engine) -> dict[str, int]:
@@ -112,7 +99,7 @@ def test_upgrade_keeps_held_jobs_and_downgrade_restores_them(db_0002: Engine) ->
     assert _holders(db_0002) == {1: None, 2: None, 3: ids["b"], 4: ids["b"], 5: None, 6: None}
 
     # Downgrade: the leases go back into jobs.session_id, with the schema of 0002.
-    _downgrade(db_0002, "0002")
+    downgrade(db_0002, "0002")
     assert "job_leases" not in inspect(db_0002).get_table_names()
     assert _holders_0002(db_0002) == {1: None, 2: None, 3: ids["b"], 4: ids["b"], 5: None, 6: None}
     indexes = {ix["name"]: ix for ix in inspect(db_0002).get_indexes("jobs")}
