@@ -31,10 +31,9 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    true,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session as DbSession
 
@@ -282,17 +281,18 @@ def acquire(
     # thousands of jobs were free. So when candidates were lost to such leases, lease again, from a new
     # snapshot that sees them: the serial path fills up to max_num_jobs, the MPI path tries again only when it
     # got nothing (its kept set is a prefix of one ordering; topping it up from a second one would not be).
-    rows: list[str] = []
+    pieces: list[str] = []  # comma-joined job objects, one piece per statement that leased any
+    acquired = 0
     wanted = spec.max_num_jobs
     for _ in range(_LEASE_ATTEMPTS):
-        result = db.connection().exec_driver_sql(sql, {**params, "limit": wanted}).all()
-        got = [row.job for row in result if row.job is not None]
-        lost = result[0].kept - len(got)
-        rows.extend(got)
-        wanted -= len(got)
-        if not lost or not wanted or (shape.mpi and rows):
+        result = db.connection().exec_driver_sql(sql, {**params, "limit": wanted}).one()
+        if result.acquired:
+            pieces.append(result.jobs)
+        acquired += result.acquired
+        wanted -= result.acquired
+        if result.kept == result.acquired or not wanted or (shape.mpi and acquired):
             break
-    return LeaseOutcome(jobs_json=json_array(rows), acquired=len(rows))
+    return LeaseOutcome(jobs_json=json_array(pieces), acquired=acquired)
 
 
 @dataclass(frozen=True)
@@ -329,9 +329,10 @@ def _lease_sql(db: DbSession, shape: _LeaseShape) -> tuple[str, dict[str, Any]]:
 
 def _lease_statement(shape: _LeaseShape) -> Any:
     """One locking statement: lock up to `limit` candidates (SKIP LOCKED), keep them (MPI: the capped prefix),
-    insert their leases. Its rows: the leased jobs' JSON in reply order, each with how many candidates were
-    kept (one row with a null job when none was leased), so the caller can tell how many were found leased
-    already by a session that committed after this statement's snapshot. Parameters are named, see acquire."""
+    insert their leases. Its one row: `jobs`, the leased jobs' JSON objects comma-joined in reply order (null
+    when none was leased), `acquired`, how many, and `kept`, how many candidates were kept, so the caller can
+    tell how many were found leased already by a session that committed after this statement's snapshot.
+    Parameters are named, see acquire."""
     jobs = cast(Table, Job.__table__)
     conditions: list[Any] = [
         jobs.c.app_id == func.any(bigint_array([], "app_ids")),
@@ -408,14 +409,15 @@ def _lease_statement(shape: _LeaseShape) -> Any:
             .cte("acquired")
         )
     reply_order = _cte_order(acquired, shape.long_large_first) if shape.mpi else [acquired.c.id]
-    # One row even when nothing was leased (the outer join), carrying how many candidates were kept.
+    # One row: the leased jobs' objects joined in reply order (PostgreSQL joins them faster than the driver
+    # hands the caller a row per job), how many were leased, and how many candidates were kept.
     kept_count = select(func.count()).select_from(kept).scalar_subquery()
-    one = select(literal_column("1").label("one")).subquery("one")
-    return (
-        select(kept_count.label("kept"), acquired.c.job)
-        .select_from(one)
-        .outerjoin(acquired, true())
-        .order_by(*reply_order)
+    return select(
+        kept_count.label("kept"),
+        select(func.count()).select_from(acquired).scalar_subquery().label("acquired"),
+        select(func.string_agg(acquired.c.job, aggregate_order_by(literal_column("','"), *reply_order)))
+        .scalar_subquery()
+        .label("jobs"),
     )
 
 
