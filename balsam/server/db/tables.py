@@ -167,8 +167,8 @@ class JobLease(Base):
 
     Kept out of `jobs` so that acquiring and releasing jobs insert and delete these rows instead of rewriting
     the wide `jobs` rows and every one of their indexes. Deleting the job or the session deletes the lease:
-    not by foreign keys, whose per-row checks cost an acquire more than its locks already guarantee, but by
-    statement triggers on `jobs` and `sessions` (migration 0006).
+    not by foreign keys, whose per-row checks cost an acquire time to prove what its row locks already
+    guarantee, but by statement triggers on `jobs` and `sessions` (migration 0006).
     """
 
     __tablename__ = "job_leases"
