@@ -72,10 +72,9 @@ def topology(
                 "BALSAM_AUTH_SECRET_KEY": SECRET,
                 "BALSAM_LOG_LEVEL": "WARNING",
                 "GUNICORN_KEEPALIVE": "30",
+                "GUNICORN_ACCESS_LOG": "off",
             }
-            api = ApiHost(
-                host, env, work / f"{name}-{host.name}", workers=workers, extra_args=["--access-logfile", "/dev/null"]
-            )
+            api = ApiHost(host, env, work / f"{name}-{host.name}", workers=workers)
             api.start()
             stack.callback(api.stop)
             apis.append(api)

@@ -62,10 +62,11 @@ def bench_server(workers: int, extra_env: dict[str, str] | None = None) -> Itera
             "BALSAM_AUTH_SECRET_KEY": uuid.uuid4().hex,
             "BALSAM_LOG_LEVEL": "WARNING",
             "GUNICORN_KEEPALIVE": "30",
+            "GUNICORN_ACCESS_LOG": "off",
             **(extra_env or {}),
         }
         os.environ.pop("BALSAM_REDIS_PARAMS", None)
-        with gunicorn(env, Path(tmp), workers=workers, extra_args=["--access-logfile", "/dev/null"]) as server:
+        with gunicorn(env, Path(tmp), workers=workers) as server:
             http = httpx.Client(base_url=server.base_url, timeout=300)
             user = f"bench-{uuid.uuid4().hex[:6]}"
             http.post("/auth/password/register", json={"username": user, "password": "pw"}).raise_for_status()

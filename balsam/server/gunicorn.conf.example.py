@@ -10,6 +10,7 @@ Everything comes from the environment, so one file serves bare metal, Docker and
   GUNICORN_GRACEFUL_TIMEOUT    seconds old workers get to finish requests on HUP/TERM (default 30)
   GUNICORN_KEEPALIVE           keep-alive seconds (default 2; see `keepalive` below)
   BALSAM_LOG_DIR               write gunicorn's access and error logs here (default: stdout/stderr)
+  GUNICORN_ACCESS_LOG          off: no access log at all (default on)
 
 Zero-downtime reload: `kill -HUP <master pid>` (`systemctl reload balsam`) replaces every worker and never
 drops a request. What makes it so:
@@ -62,6 +63,7 @@ preload_app = False
 # Forwarded headers from a reverse proxy on the same host only.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
+accesslog: str | None
 _log_dir = os.environ.get("BALSAM_LOG_DIR")
 if _log_dir:
     os.makedirs(_log_dir, exist_ok=True)
@@ -70,3 +72,7 @@ if _log_dir:
 else:
     accesslog = "-"
     errorlog = "-"
+# Off, for a service behind a proxy that keeps its own access log. None, not /dev/null: with no handler the
+# workers format no line per request, whereas a log file of /dev/null still formats every one.
+if os.environ.get("GUNICORN_ACCESS_LOG", "on").strip().lower() in {"off", "false", "0", "no"}:
+    accesslog = None

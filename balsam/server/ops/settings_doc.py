@@ -63,6 +63,13 @@ GUNICORN_ENV = (
         " (about 1 s, then 5 s and more): see the gunicorn config file.",
     ),
     EnvVar(
+        "GUNICORN_ACCESS_LOG",
+        "str",
+        "on",
+        "`off`: no access log (for a service behind a proxy that keeps one). Otherwise one line per request,"
+        " to `BALSAM_LOG_DIR`/gunicorn-access.log or stdout.",
+    ),
+    EnvVar(
         "FORWARDED_ALLOW_IPS",
         "str",
         "127.0.0.1",
