@@ -119,18 +119,13 @@ def start_ours(tree: Path, workers: int, workdir: Path, pg_settings: list[str]) 
         port = free_port()
         env["SERVER_PORT"] = str(port)
         conf = tree / "balsam" / "server" / "gunicorn.conf.example.py"
+        # Access log off: with no handler at all where the tree's config knows GUNICORN_ACCESS_LOG, else (an
+        # older --ours-tree) written to /dev/null, which still formats a line per request.
+        env["GUNICORN_ACCESS_LOG"] = "off"
+        quiet = [] if "GUNICORN_ACCESS_LOG" in conf.read_text() else ["--access-logfile", "/dev/null"]
         log = open(workdir / "gunicorn.log", "wb")  # noqa: SIM115 (closed below)
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                str(conf),
-                "--access-logfile",
-                "/dev/null",
-                "balsam.server.main:app",
-            ],
+            [sys.executable, "-m", "gunicorn", "-c", str(conf), *quiet, "balsam.server.main:app"],
             cwd=workdir,
             env=env,
             stdout=log,
@@ -332,7 +327,21 @@ def workload_a(target: Target, seconds: float) -> None:
         job_id = create_jobs(http, target, 1, "a")[0]
     url = f"{target.base_url}/jobs/{job_id}"
     wrk(url, target.token, 32, 2, 2)  # warm-up: every worker's connections and caches
+    pids = target.worker_pids()
+    cpu0 = [cpu_seconds(p) for p in pids] + [postgres_cpu(target.postmaster_pid), cpu_seconds(os.getpid(), True)]
+    start = time.perf_counter()
     r32 = wrk(url, target.token, 32, 2, seconds)
+    elapsed = time.perf_counter() - start
+    cpu1 = [cpu_seconds(p) for p in pids] + [postgres_cpu(target.postmaster_pid), cpu_seconds(os.getpid(), True)]
+    used = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
+    # Where the two cores went at 32 connections: the workers, PostgreSQL and wrk (a reaped child of this
+    # process), as shares of one core, and per request; what bounds requests/s when they add up to the machine.
+    requests = r32["rps"] * elapsed
+    print(
+        f"    (a) CPU over {elapsed:.1f} s: workers {sum(used[:-2]) / elapsed:.0%}, postgres {used[-2] / elapsed:.0%},"
+        f" wrk and client {used[-1] / elapsed:.0%}; per request: workers {1e3 * sum(used[:-2]) / requests:.2f} ms,"
+        f" postgres {1e3 * used[-2] / requests:.2f} ms, wrk {1e3 * used[-1] / requests:.2f} ms"
+    )
     r1 = wrk(url, target.token, 1, 1, max(3.0, seconds / 2))
     target.results.update(
         {
@@ -544,6 +553,9 @@ def workload_c(target: Target, n_jobs: int) -> None:
                 size = sum(len(b) for b in resp.iter_raw())
             lists.append(time.perf_counter() - s)
         assert size > n_jobs * 100, size
+        # PostgreSQL's own json_agg of the same rows, at the same moment: seconds after 10,000 inserts and
+        # updates the rows' dead versions and autovacuum weigh on both, and later on neither.
+        json_agg = json_agg_ms(target, tag) if target.psql is not None and shutil.which(target.psql[0]) else None
         sid = http.post("/sessions/", json={"site_id": target.site_id}).json()["id"]
         body = acquire_body(1000, tag)
         got = 0
@@ -566,8 +578,8 @@ def workload_c(target: Target, n_jobs: int) -> None:
             "c_acquire": n_jobs / (t4 - t3),
         }
     )
-    if target.psql is not None and shutil.which(target.psql[0]):
-        target.results["c_json_agg_ms"] = json_agg_ms(target, tag)
+    if json_agg is not None:
+        target.results["c_json_agg_ms"] = json_agg
 
 
 def status_kb(pid: int, key: str) -> int:
