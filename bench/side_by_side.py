@@ -328,11 +328,11 @@ def workload_a(target: Target, seconds: float) -> None:
     url = f"{target.base_url}/jobs/{job_id}"
     wrk(url, target.token, 32, 2, 2)  # warm-up: every worker's connections and caches
     pids = target.worker_pids()
-    cpu0 = [cpu_seconds(p) for p in pids] + [postgres_cpu(target.postmaster_pid), cpu_seconds(os.getpid(), True)]
+    cpu0 = cpu_now(target, pids, client_children=True)
     start = time.perf_counter()
     r32 = wrk(url, target.token, 32, 2, seconds)
     elapsed = time.perf_counter() - start
-    cpu1 = [cpu_seconds(p) for p in pids] + [postgres_cpu(target.postmaster_pid), cpu_seconds(os.getpid(), True)]
+    cpu1 = cpu_now(target, pids, client_children=True)
     used = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
     # Where the two cores went at 32 connections: the workers, PostgreSQL and wrk (a reaped child of this
     # process), as shares of one core, and per request; what bounds requests/s when they add up to the machine.
@@ -394,6 +394,15 @@ def wait_events(target: Target, enabled: bool) -> Iterator[None]:
         print("    non-idle backends in pg_stat_activity samples (state / wait event):")
         for key, n in counts.most_common(12):
             print(f"      {100 * n / total:5.1f}%  {key}")
+
+
+def cpu_now(target: Target, pids: list[int], client_children: bool = False) -> list[float]:
+    """CPU seconds so far of each worker, then of PostgreSQL, then of this client (with its reaped children,
+    such as wrk, when `client_children`)."""
+    return [cpu_seconds(p) for p in pids] + [
+        postgres_cpu(target.postmaster_pid),
+        cpu_seconds(os.getpid(), children=client_children),
+    ]
 
 
 def connections_per_worker(target: Target, client_ports: list[int], pids: list[int]) -> dict[int, int]:
@@ -501,12 +510,12 @@ def workload_b(target: Target, launchers: int, n_jobs: int, sample_waits: bool =
     with wait_events(target, sample_waits):
         barrier.wait()
         print(f"    (b) launcher connections per worker: {connections_per_worker(target, ports, pids)}")
-        cpu0 = [cpu_seconds(p) for p in pids] + [postgres_cpu(target.postmaster_pid), cpu_seconds(os.getpid())]
+        cpu0 = cpu_now(target, pids)
         start = time.perf_counter()
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - start
-        cpu1 = [cpu_seconds(p) for p in pids] + [postgres_cpu(target.postmaster_pid), cpu_seconds(os.getpid())]
+        cpu1 = cpu_now(target, pids)
     used = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
     # Where the CPU went while the launchers ran: each worker, PostgreSQL, this client (share of one core).
     shares = ", ".join(f"worker {p} {u / elapsed:.0%}" for p, u in zip(pids, used, strict=False))
