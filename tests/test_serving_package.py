@@ -15,7 +15,7 @@ import pytest
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from balsam.server.serving import hooks, multiprocess, worker
-from balsam.server.serving.environment import env_int
+from balsam.server.serving.environment import env_int, env_switch
 from tests.serving import GUNICORN_CONF
 
 
@@ -47,6 +47,19 @@ def test_env_int(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BALSAM_TEST_INT", "twelve")
     with pytest.raises(SystemExit, match="Invalid setting BALSAM_TEST_INT: expected an integer"):
         env_int("BALSAM_TEST_INT", 7)
+
+
+def test_env_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BALSAM_TEST_SWITCH", raising=False)
+    assert env_switch("BALSAM_TEST_SWITCH", True) is True
+    monkeypatch.setenv("BALSAM_TEST_SWITCH", "")
+    assert env_switch("BALSAM_TEST_SWITCH", False) is False
+    for raw, value in (("off", False), (" OFF ", False), ("0", False), ("no", False), ("On", True), ("1", True)):
+        monkeypatch.setenv("BALSAM_TEST_SWITCH", raw)
+        assert env_switch("BALSAM_TEST_SWITCH", not value) is value
+    monkeypatch.setenv("BALSAM_TEST_SWITCH", "of")
+    with pytest.raises(SystemExit, match="Invalid setting BALSAM_TEST_SWITCH: expected on or off, got 'of'"):
+        env_switch("BALSAM_TEST_SWITCH", True)
 
 
 def test_config_file_is_plain_settings_naming_the_package(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,7 +38,7 @@ def test_every_settings_field_is_documented() -> None:
 
 def test_gunicorn_environment_contract_matches_the_config_file() -> None:
     conf = (ROOT / "balsam" / "server" / "gunicorn.conf.example.py").read_text()
-    read = set(re.findall(r"""(?:environ\.get|env_int)\(\s*["']([A-Z_]+)["']""", conf))
+    read = set(re.findall(r"""(?:environ\.get|env_int|env_switch)\(\s*["']([A-Z_]+)["']""", conf))
     documented = {var.name for var in settings_doc.GUNICORN_ENV}
     assert read - {"BALSAM_LOG_DIR"} == documented  # BALSAM_LOG_DIR is a core setting, documented there
 

@@ -40,7 +40,7 @@ has loaded (restart after upgrading them).
 
 import os
 
-from balsam.server.serving.environment import env_int
+from balsam.server.serving.environment import env_int, env_switch
 from balsam.server.serving.hooks import child_exit, on_exit, on_reload, on_starting  # noqa: F401  (gunicorn hooks)
 from balsam.server.serving.worker import worker_class_path
 
@@ -74,5 +74,5 @@ else:
     errorlog = "-"
 # Off, for a service behind a proxy that keeps its own access log. None, not /dev/null: with no handler the
 # workers format no line per request, whereas a log file of /dev/null still formats every one.
-if os.environ.get("GUNICORN_ACCESS_LOG", "on").strip().lower() in {"off", "false", "0", "no"}:
+if not env_switch("GUNICORN_ACCESS_LOG", True):
     accesslog = None

@@ -66,8 +66,9 @@ GUNICORN_ENV = (
         "GUNICORN_ACCESS_LOG",
         "str",
         "on",
-        "`off`: no access log (for a service behind a proxy that keeps one). Otherwise one line per request,"
-        " to `BALSAM_LOG_DIR`/gunicorn-access.log or stdout.",
+        "`on` or `off` (also true/false, 1/0, yes/no; anything else stops gunicorn). `off`: no access log, for a"
+        " service behind a proxy that keeps one; `on`: one line per request, to `BALSAM_LOG_DIR`/gunicorn-access.log"
+        " or stdout.",
     ),
     EnvVar(
         "FORWARDED_ALLOW_IPS",
